@@ -1,0 +1,1 @@
+"""The service: FastAPI API, database, background worker, command line, web pages."""

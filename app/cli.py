@@ -1,0 +1,24 @@
+"""The ``synflow`` command line. Each group of commands lives in its own module and is added here."""
+
+from __future__ import annotations
+
+import typer
+
+cli = typer.Typer(
+    name="synflow",
+    help="SynFlowNet: design synthesisable molecules with their routes.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def _register() -> None:
+    # Imported here, not at module import, so `synflow --help` stays fast and imports stay lazy.
+    from app import cli_hypergrid
+
+    cli_hypergrid.register(cli)
+
+
+def main() -> None:
+    _register()
+    cli()

@@ -1,0 +1,1 @@
+"""torch + PyTorch Geometric networks: featurisation, graph encoder, policy heads, log Z head."""

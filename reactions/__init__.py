@@ -1,0 +1,1 @@
+"""Chemistry only (RDKit, numpy; no torch): templates, building-block libraries, compatibility index."""
