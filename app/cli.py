@@ -12,6 +12,11 @@ cli = typer.Typer(
 )
 
 
+@cli.callback()
+def _root() -> None:
+    """SynFlowNet: design synthesisable molecules with their routes."""
+
+
 def _register() -> None:
     # Imported here, not at module import, so `synflow --help` stays fast and imports stay lazy.
     from app import cli_hypergrid
