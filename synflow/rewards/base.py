@@ -1,0 +1,34 @@
+"""The interface every component's scorer implements."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from rdkit import Chem
+
+
+class Scorer:
+    """Maps valid molecules to raw values (float64, one per molecule).
+
+    ``mols[i]`` was parsed from the canonical SMILES ``smiles[i]``; only valid molecules are passed.
+    Raw values may be unbounded (a descriptor, an affinity): the component's transform shapes them.
+    NaN means "could not be scored" for this molecule (e.g. a ligand that failed to embed) and
+    becomes a score of 0; plugins must raise instead (see ``RewardPluginError``).
+    """
+
+    def __call__(self, mols: Sequence[Chem.Mol], smiles: Sequence[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release processes or files; the default holds none."""
+
+
+class MolScorer(Scorer):
+    """A scorer defined one molecule at a time."""
+
+    def score_mol(self, mol: Chem.Mol) -> float:
+        raise NotImplementedError
+
+    def __call__(self, mols: Sequence[Chem.Mol], smiles: Sequence[str]) -> np.ndarray:
+        return np.fromiter((self.score_mol(m) for m in mols), dtype=np.float64, count=len(mols))

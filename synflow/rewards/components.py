@@ -1,0 +1,277 @@
+"""Reward components: one pydantic model per ``type``, each declaring its parameters and building
+its scorer.
+
+Every component has a ``name`` (its key in ``scores``; defaults to the type, the PMO task or the
+descriptor), a ``weight`` in the aggregation, an optional ``transform`` that shapes the raw value
+into [0, 1], and a ``role``: ``score`` components are aggregated by a weighted mean, ``filter``
+components multiply the aggregated reward afterwards (substructure filters default to this).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, WrapValidator, field_validator
+
+from synflow.rewards.base import Scorer
+from synflow.rewards.chem import FingerprintKind, parse_smiles
+from synflow.rewards.tagged import tagged_validator
+from synflow.rewards.transforms import ClipTransform, TransformConfig
+
+PmoTask = Literal[
+    "albuterol_similarity", "mestranol_similarity", "celecoxib_rediscovery",
+    "troglitazone_rediscovery", "thiothixene_rediscovery", "amlodipine_mpo", "fexofenadine_mpo",
+    "osimertinib_mpo", "perindopril_mpo", "ranolazine_mpo", "sitagliptin_mpo", "zaleplon_mpo",
+    "median1", "median2", "isomers_c7h8n2o2", "isomers_c9h10n2o2pf2cl", "deco_hop", "scaffold_hop",
+    "valsartan_smarts", "qed",
+]
+PhyschemDescriptor = Literal[
+    "mw", "tpsa", "logp", "hbd", "hba", "rotatable_bonds", "rings", "aromatic_rings", "heavy_atoms",
+    "fraction_sp3", "formal_charge",
+]
+
+
+class ComponentBase(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Whether raw values already lie in [0, 1]; unbounded ones need a transform to be scored.
+    bounded: ClassVar[bool] = True
+
+    name: str | None = Field(None, min_length=1, description="key in `scores`; default from the type")
+    weight: float = Field(1.0, ge=0.0, description="weight in the aggregation (ignored for filters)")
+    transform: TransformConfig | None = Field(None, description="shapes the raw value into [0, 1]")
+    role: Literal["score", "filter"] = Field(
+        "score", description="`score`: aggregated by weighted mean; `filter`: multiplies afterwards",
+    )
+
+    def default_name(self) -> str:
+        return str(self.type)  # type: ignore[attr-defined]
+
+    @property
+    def label(self) -> str:
+        return self.name or self.default_name()
+
+    def effective_transform(self) -> TransformConfig | None:
+        return self.transform
+
+    def build(self) -> Scorer:
+        raise NotImplementedError
+
+
+class QedComponent(ComponentBase):
+    """QED drug-likeness (RDKit), in [0, 1]."""
+
+    type: Literal["qed"] = "qed"
+
+    def build(self) -> Scorer:
+        from synflow.rewards.molecular import QedScorer
+
+        return QedScorer()
+
+
+class SaComponent(ComponentBase):
+    """Synthetic accessibility (Ertl's SA score, RDKit Contrib) mapped to [0, 1] by (10 - SA) / 9."""
+
+    type: Literal["sa"] = "sa"
+
+    def build(self) -> Scorer:
+        from synflow.rewards.molecular import SaScorer
+
+        return SaScorer()
+
+
+class PhyschemComponent(ComponentBase):
+    """A physico-chemical descriptor (raw value kept), shaped into [0, 1] by a required transform."""
+
+    bounded: ClassVar[bool] = False
+    type: Literal["physchem"] = "physchem"
+    descriptor: PhyschemDescriptor
+    transform: TransformConfig = Field(description="required: shapes the descriptor into [0, 1]")
+
+    def default_name(self) -> str:
+        return self.descriptor
+
+    def build(self) -> Scorer:
+        from synflow.rewards.molecular import PhyschemScorer
+
+        return PhyschemScorer(self.descriptor)
+
+
+class SimilarityComponent(ComponentBase):
+    """Tanimoto similarity to reference molecules (the maximum, or the mean, over them)."""
+
+    type: Literal["similarity"] = "similarity"
+    references: list[str] = Field(min_length=1, description="reference SMILES")
+    fingerprint: FingerprintKind = "morgan"
+    radius: int = Field(2, ge=0, le=6, description="Morgan radius (2 = ECFP4)")
+    n_bits: int = Field(2048, ge=64, le=65536, description="folded size when counts is false")
+    counts: bool = Field(False, description="unfolded count vectors instead of folded bits")
+    aggregate: Literal["max", "mean"] = "max"
+
+    @field_validator("references")
+    @classmethod
+    def _parse(cls, references: list[str]) -> list[str]:
+        bad = [s for s in references if parse_smiles(s) is None]
+        if bad:
+            raise ValueError(f"invalid reference SMILES: {', '.join(bad)}")
+        return references
+
+    def build(self) -> Scorer:
+        from synflow.rewards.molecular import SimilarityScorer
+
+        return SimilarityScorer(
+            self.references, self.fingerprint, self.radius, self.n_bits, self.counts, self.aggregate,
+        )
+
+
+class SubstructureComponent(ComponentBase):
+    """Required and forbidden SMARTS; each violation zeroes (mode zero) or multiplies by penalty."""
+
+    type: Literal["substructure"] = "substructure"
+    role: Literal["score", "filter"] = "filter"
+    required: list[str] = Field(default_factory=list, description="SMARTS that must all match")
+    forbidden: list[str] = Field(default_factory=list, description="SMARTS that must not match")
+    mode: Literal["zero", "penalty"] = Field("zero", description="a violation zeroes or penalises")
+    penalty: float = Field(0.5, ge=0.0, le=1.0, description="factor per violation in penalty mode")
+    use_chirality: bool = False
+
+    @field_validator("required", "forbidden")
+    @classmethod
+    def _smarts(cls, patterns: list[str]) -> list[str]:
+        from synflow.rewards.molecular import smarts_errors
+
+        bad = smarts_errors(patterns)
+        if bad:
+            raise ValueError(f"invalid SMARTS: {', '.join(bad)}")
+        return patterns
+
+    def build(self) -> Scorer:
+        from synflow.rewards.molecular import SubstructureScorer
+
+        factor = 0.0 if self.mode == "zero" else self.penalty
+        return SubstructureScorer(self.required, self.forbidden, factor, self.use_chirality)
+
+
+class PmoComponent(ComponentBase):
+    """One of the 20 offline PMO/GuacaMol oracles, by its TDC task name."""
+
+    type: Literal["pmo"] = "pmo"
+    task: PmoTask
+    legacy_isomers: bool = Field(
+        False, description="TDC <= 0.3 isomer scoring (counts atoms in the SMILES text)",
+    )
+
+    def default_name(self) -> str:
+        return self.task
+
+    def build(self) -> Scorer:
+        from synflow.rewards.pmo import pmo_oracle
+
+        return pmo_oracle(self.task, self.legacy_isomers)
+
+
+_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+class PythonComponent(ComponentBase):
+    """A python function ``package.module:function`` mapping a list of SMILES to a list of floats.
+
+    Without a transform the values must lie in [0, 1]. NaN, exceptions, a wrong number of values
+    and timeouts raise ``RewardPluginError`` naming the component.
+    """
+
+    bounded: ClassVar[bool] = True
+    type: Literal["python"] = "python"
+    target: str = Field(description="`package.module:function`")
+    kwargs: dict[str, object] = Field(default_factory=dict, description="extra keyword arguments")
+    timeout_s: float = Field(300.0, gt=0, description="per batch")
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, target: str) -> str:
+        if not _TARGET.match(target):
+            raise ValueError("target must look like 'package.module:function'")
+        return target
+
+    def default_name(self) -> str:
+        return self.target.rsplit(":", 1)[1]
+
+    def build(self) -> Scorer:
+        from synflow.rewards.plugins import PythonPlugin
+
+        return PythonPlugin(self.label, self.target, self.kwargs, self.timeout_s)
+
+
+class CommandComponent(ComponentBase):
+    """An external command: canonical SMILES on stdin, one line per molecule; one float per line
+    on stdout. Exit codes, NaN, wrong line counts and timeouts raise ``RewardPluginError``."""
+
+    type: Literal["command"] = "command"
+    command: list[str] = Field(min_length=1, description="argv; a string is split like a shell")
+    timeout_s: float = Field(300.0, gt=0, description="per batch")
+    cwd: str | None = None
+    env: dict[str, str] = Field(default_factory=dict, description="added to the environment")
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _split(cls, command: object) -> object:
+        import shlex
+
+        return shlex.split(command) if isinstance(command, str) else command
+
+    def default_name(self) -> str:
+        from pathlib import Path
+
+        return Path(self.command[0]).name
+
+    def build(self) -> Scorer:
+        from synflow.rewards.plugins import CommandPlugin
+
+        return CommandPlugin(self.label, self.command, self.timeout_s, self.cwd, self.env)
+
+
+DEFAULT_DOCKING_TRANSFORM = ClipTransform(low=0.0, high=-12.0)
+
+
+class DockingComponent(ComponentBase):
+    """AutoDock Vina docking of RDKit-embedded, meeko-prepared ligands; a process pool, one ligand
+    per core. The raw value is the best affinity (kcal/mol, more negative is better); the default
+    transform is ``clip(low=0, high=-12)``: score = clip(-affinity / 12, 0, 1)."""
+
+    bounded: ClassVar[bool] = False
+    type: Literal["docking"] = "docking"
+    receptor: str = Field(description="receptor PDBQT file")
+    center: tuple[float, float, float] = Field(description="box centre (Å)")
+    size: tuple[float, float, float] = Field((20.0, 20.0, 20.0), description="box edges (Å)")
+    exhaustiveness: int = Field(8, ge=1, le=64)
+    n_poses: int = Field(1, ge=1, le=20)
+    seed: int = Field(0, description="Vina and RDKit embedding seed")
+    processes: int | None = Field(None, ge=1, description="worker processes; default all cores")
+    timeout_s: float = Field(300.0, gt=0, description="per ligand; a timed-out ligand scores 0")
+
+    def effective_transform(self) -> TransformConfig:
+        return self.transform or DEFAULT_DOCKING_TRANSFORM
+
+    def build(self) -> Scorer:
+        from synflow.rewards.docking import DockingScorer
+
+        return DockingScorer(self)
+
+
+def component_registry() -> Mapping[str, type[ComponentBase]]:
+    """Every component type by name (an immutable mapping of classes)."""
+    classes: list[type[ComponentBase]] = [
+        QedComponent, SaComponent, PhyschemComponent, SimilarityComponent, SubstructureComponent,
+        PmoComponent, PythonComponent, CommandComponent, DockingComponent,
+    ]
+    return MappingProxyType({c.model_fields["type"].default: c for c in classes})
+
+
+ComponentConfig = Annotated[
+    QedComponent | SaComponent | PhyschemComponent | SimilarityComponent | SubstructureComponent
+    | PmoComponent | PythonComponent | CommandComponent | DockingComponent,
+    WrapValidator(tagged_validator(component_registry)),
+]

@@ -1,0 +1,229 @@
+"""``Reward``: scores SMILES with a ``RewardConfig``, caches by canonical SMILES, counts oracle calls."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from rdkit import Chem
+
+from synflow.rewards.base import Scorer
+from synflow.rewards.chem import parse_smiles
+from synflow.rewards.components import ComponentBase
+from synflow.rewards.config import DEFAULT_LOG_REWARD_FLOOR, RewardConfig
+from synflow.rewards.errors import BudgetExhausted, RewardPluginError
+
+
+def log_reward(r: np.ndarray | Sequence[float], beta: float = 1.0,
+               floor: float = DEFAULT_LOG_REWARD_FLOOR) -> np.ndarray:
+    """log R = max(β · log r, floor): r = 0 maps to ``floor`` instead of -inf."""
+    r = np.asarray(r, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        return np.maximum(beta * np.log(np.clip(r, 0.0, 1.0)), floor)
+
+
+@dataclass(frozen=True)
+class MoleculeScore:
+    """One molecule's result: the aggregated reward, the per-component scores and raw values."""
+
+    smiles: str
+    canonical_smiles: str | None
+    reward: float
+    scores: dict[str, float]
+    valid: bool
+    scored: bool = True
+
+    def to_json(self) -> dict[str, object]:
+        def clean(v: float) -> float | None:
+            return None if np.isnan(v) else v
+
+        return {
+            "smiles": self.smiles, "canonical_smiles": self.canonical_smiles, "reward": self.reward,
+            "scores": {k: clean(v) for k, v in self.scores.items()}, "valid": self.valid,
+            "scored": self.scored,
+        }
+
+
+@dataclass(frozen=True)
+class RewardBatch:
+    """Results for a batch, in input order.
+
+    ``reward`` in [0, 1]; ``scores[name]`` each component's shaped score in [0, 1] and, for
+    components with a transform or unbounded raw values, ``scores[name + "_raw"]`` (e.g. the docking
+    affinity in kcal/mol; NaN where it could not be computed). ``valid``: the SMILES parsed.
+    ``scored``: False for molecules left unscored because the budget ran out (reward 0).
+    """
+
+    smiles: list[str]
+    canonical_smiles: list[str | None]
+    reward: np.ndarray
+    scores: dict[str, np.ndarray]
+    valid: np.ndarray
+    scored: np.ndarray
+    budget_exhausted: bool = False
+
+    def __len__(self) -> int:
+        return len(self.smiles)
+
+    def __getitem__(self, i: int) -> MoleculeScore:
+        return MoleculeScore(
+            smiles=self.smiles[i], canonical_smiles=self.canonical_smiles[i],
+            reward=float(self.reward[i]), scores={k: float(v[i]) for k, v in self.scores.items()},
+            valid=bool(self.valid[i]), scored=bool(self.scored[i]),
+        )
+
+    def __iter__(self) -> Iterator[MoleculeScore]:
+        return (self[i] for i in range(len(self)))
+
+    def log_reward(self, beta: float = 1.0, floor: float = DEFAULT_LOG_REWARD_FLOOR) -> np.ndarray:
+        return log_reward(self.reward, beta, floor)
+
+
+@dataclass
+class _Component:
+    config: ComponentBase
+    scorer: Scorer
+    name: str
+    keep_raw: bool
+
+    def evaluate(self, mols: list[Chem.Mol], smiles: list[str]) -> dict[str, np.ndarray]:
+        raw = np.asarray(self.scorer(mols, smiles), dtype=np.float64)
+        transform = self.config.effective_transform()
+        shaped = raw if transform is None else transform.apply(raw)
+        outside = (raw < -1e-9) | (raw > 1 + 1e-9)
+        if transform is None and np.any(outside):
+            bad = float(raw[outside][0])
+            raise RewardPluginError(self.name, f"returned {bad} outside [0, 1]; add a transform")
+        out = {self.name: np.nan_to_num(np.clip(shaped, 0.0, 1.0), nan=0.0)}
+        if self.keep_raw:
+            out[f"{self.name}_raw"] = raw
+        return out
+
+
+@dataclass
+class _Entry:
+    reward: float
+    scores: dict[str, float] = field(default_factory=dict)
+
+
+class Reward:
+    """A built reward definition. Not thread-safe; one per trainer or scoring job.
+
+    ``score`` parses and canonicalises SMILES, looks each canonical SMILES up in its cache and scores
+    only new molecules (those count as oracle calls, up to ``budget``). Invalid SMILES score 0 and
+    are not oracle calls. ``close()`` (or ``with``) stops the docking workers, if any.
+    """
+
+    def __init__(self, config: RewardConfig) -> None:
+        self.config = config
+        self._components = [_build(c) for c in config.components]
+        self._cache: dict[str, _Entry] = {}
+        self.oracle_calls = 0
+
+    @property
+    def names(self) -> list[str]:
+        """Every key a batch's ``scores`` has, in order."""
+        keys: list[str] = []
+        for c in self._components:
+            keys += [c.name, f"{c.name}_raw"] if c.keep_raw else [c.name]
+        return keys
+
+    @property
+    def budget_left(self) -> int | None:
+        return None if self.config.budget is None else max(0, self.config.budget - self.oracle_calls)
+
+    @property
+    def exhausted(self) -> bool:
+        return self.budget_left == 0
+
+    def log_reward(self, rewards: np.ndarray | Sequence[float]) -> np.ndarray:
+        return log_reward(rewards, self.config.beta, self.config.log_reward_floor)
+
+    def score(self, smiles: Sequence[str], *, raise_on_budget: bool = False) -> RewardBatch:
+        """Score a batch; ``raise_on_budget`` raises ``BudgetExhausted`` (with the partial batch)
+        when some new molecule was left unscored."""
+        smiles = list(smiles)
+        canonical = [_canonical(s) for s in smiles]
+        new = list(dict.fromkeys(c for c in canonical if c is not None and c not in self._cache))
+        left = self.budget_left
+        allowed = new if left is None else new[:left]
+        self._score_new(allowed)
+        batch = self._assemble(smiles, canonical, truncated=len(allowed) < len(new))
+        if raise_on_budget and batch.budget_exhausted:
+            raise BudgetExhausted(self.config.budget or 0, batch)
+        return batch
+
+    def _score_new(self, canonical: list[str]) -> None:
+        if not canonical:
+            return
+        mols = [Chem.MolFromSmiles(s) for s in canonical]
+        columns: dict[str, np.ndarray] = {}
+        for component in self._components:
+            columns.update(component.evaluate(mols, canonical))
+        rewards = self._aggregate(columns)
+        for i, s in enumerate(canonical):
+            self._cache[s] = _Entry(float(rewards[i]), {k: float(v[i]) for k, v in columns.items()})
+        self.oracle_calls += len(canonical)
+
+    def _aggregate(self, columns: dict[str, np.ndarray]) -> np.ndarray:
+        n = len(next(iter(columns.values())))
+        scored = [c for c in self._components if c.config.role == "score"]
+        reward = np.ones(n)
+        if scored:
+            weights = np.array([c.config.weight for c in scored])
+            matrix = np.stack([columns[c.name] for c in scored], axis=1)
+            reward = _weighted_mean(matrix, weights / weights.sum(), self.config.aggregation)
+        for c in self._components:
+            if c.config.role == "filter":
+                reward = reward * columns[c.name]
+        return np.clip(reward, 0.0, 1.0)
+
+    def _assemble(self, smiles: list[str], canonical: list[str | None], truncated: bool) -> RewardBatch:
+        entries = [self._cache.get(c) if c is not None else None for c in canonical]
+        nan_or_zero = {k: (np.nan if k.endswith("_raw") else 0.0) for k in self.names}
+        return RewardBatch(
+            smiles=smiles,
+            canonical_smiles=canonical,
+            reward=np.array([e.reward if e else 0.0 for e in entries]),
+            scores={k: np.array([e.scores[k] if e else nan_or_zero[k] for e in entries]) for k in self.names},
+            valid=np.array([c is not None for c in canonical], dtype=bool),
+            scored=np.array([e is not None or c is None for e, c in zip(entries, canonical, strict=True)]),
+            budget_exhausted=truncated or (self.exhausted and any(
+                e is None and c is not None for e, c in zip(entries, canonical, strict=True))),
+        )
+
+    def close(self) -> None:
+        for component in self._components:
+            component.scorer.close()
+
+    def __enter__(self) -> Reward:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _weighted_mean(matrix: np.ndarray, weights: np.ndarray, kind: str) -> np.ndarray:
+    if kind == "arithmetic":
+        return matrix @ weights
+    with np.errstate(divide="ignore"):
+        logs = np.log(matrix)
+    # a zero score with positive weight zeroes the product; one with zero weight is ignored
+    logs = np.where(weights[None, :] > 0, logs, 0.0)
+    return np.exp(np.sum(logs * weights[None, :], axis=1))
+
+
+def _canonical(smiles: str) -> str | None:
+    mol = parse_smiles(smiles)
+    return None if mol is None else Chem.MolToSmiles(mol)
+
+
+def _build(config: ComponentBase) -> _Component:
+    keep_raw = (not config.bounded) or config.effective_transform() is not None
+    return _Component(config=config, scorer=config.build(), name=config.label, keep_raw=keep_raw)
+
+
+def build_reward(config: RewardConfig) -> Reward:
+    """Build the scorers of a reward definition (docking workers start on first use)."""
+    return Reward(config)
