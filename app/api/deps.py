@@ -1,0 +1,41 @@
+"""Request dependencies: the app's settings and database, a session per request, bearer auth."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from app.api.errors import ApiError
+from app.auth import auth_enabled, verify_token
+from app.db import Database
+from app.settings import Settings
+
+
+def get_db(request: Request) -> Database:
+    return request.app.state.db
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_session(db: Database = Depends(get_db)) -> Iterator[Session]:
+    with db.session() as session:
+        yield session
+
+
+def require_token(
+    request: Request,
+    settings: Settings = Depends(get_settings),
+    db: Database = Depends(get_db),
+) -> None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    with db.session() as session:
+        if not auth_enabled(session, settings):
+            return
+        if scheme.lower() == "bearer" and token and verify_token(session, settings, token.strip()):
+            return
+    raise ApiError(401, "authorization: a valid bearer token is required", "authorization")

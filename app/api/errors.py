@@ -1,0 +1,58 @@
+"""Every error is JSON ``{"message", "errors": [{"field", "message"}]}``; the message names the field."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.chem import ChemQueryError
+from app.queries import QueryError
+from app.training import ConfigInvalid
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.field = status, message, field
+
+
+def error_body(message: str, errors: list[tuple[str, str]] | None = None) -> dict[str, object]:
+    return {"message": message, "errors": [{"field": f, "message": m} for f, m in errors or []]}
+
+
+def _fields(errors: list[tuple[str, str]]) -> JSONResponse:
+    message = "; ".join(f"{field}: {msg}" for field, msg in errors)
+    return JSONResponse(error_body(message, errors), status_code=422)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api(_: Request, exc: ApiError) -> JSONResponse:
+        errors = [(exc.field, exc.message)] if exc.field else []
+        return JSONResponse(error_body(exc.message, errors), status_code=exc.status)
+
+    @app.exception_handler(ConfigInvalid)
+    async def _config(_: Request, exc: ConfigInvalid) -> JSONResponse:
+        return _fields(exc.errors)
+
+    @app.exception_handler(QueryError)
+    async def _query(_: Request, exc: QueryError) -> JSONResponse:
+        return _fields([(exc.field, str(exc))])
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = []
+        for item in exc.errors():
+            loc = [str(p) for p in item["loc"] if p not in ("body", "query", "path", "header")]
+            errors.append((".".join(loc) or "(body)", item["msg"]))
+        return _fields(errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(error_body(str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+
+
+def chem_field_error(field: str, error: ChemQueryError) -> ApiError:
+    return ApiError(422, f"{field}: {error}", field)

@@ -1,0 +1,82 @@
+"""``/healthz`` (the process answers), ``/readyz`` (the database answers and is migrated), ``/metrics``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from sqlalchemy import func, select, text
+
+from app.db import Database
+from app.models import Run
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(request: Request) -> JSONResponse:
+    from app.migrate import current_head
+
+    db: Database = request.app.state.db
+    try:
+        with db.session() as session:
+            session.execute(text("SELECT 1"))
+            version = session.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except Exception as error:
+        return JSONResponse({"status": "unavailable", "database": f"{type(error).__name__}: {error}"}, 503)
+    head = current_head()
+    if version != head:
+        return JSONResponse(
+            {
+                "status": "unavailable",
+                "database": f"schema at {version}, expected {head}; run `synflow db upgrade`",
+            },
+            503,
+        )
+    return JSONResponse({"status": "ok", "database": db.dialect, "schema": version})
+
+
+class RunCollector:
+    """Runs by status, read from the database at scrape time."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily("synflow_runs", "Runs by status", labels=["status"])
+        with self.db.session() as session:
+            for status, count in session.execute(select(Run.status, func.count()).group_by(Run.status)):
+                gauge.add_metric([status], count)
+        yield gauge
+
+
+def install_metrics(app: FastAPI, db: Database, dependencies: list[Any]) -> None:
+    registry = CollectorRegistry()
+    requests = Counter(
+        "synflow_http_requests", "HTTP requests", ["method", "route", "status"], registry=registry
+    )
+    latency = Histogram("synflow_http_request_seconds", "HTTP request latency", ["route"], registry=registry)
+    registry.register(RunCollector(db))
+
+    @app.middleware("http")
+    async def _measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        requests.labels(request.method, route, str(response.status_code)).inc()
+        latency.labels(route).observe(time.perf_counter() - start)
+        return response
+
+    @app.get("/metrics", tags=["health"], include_in_schema=False, dependencies=dependencies)
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

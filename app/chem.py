@@ -1,0 +1,123 @@
+"""The RDKit the service needs: query parsing with reasons, InChIKeys, similarity, depictions, SDF."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import lru_cache
+from typing import Any
+
+from rdkit import Chem, DataStructs, rdBase
+from rdkit.Chem import rdFingerprintGenerator
+from rdkit.Chem.Draw import rdMolDraw2D
+
+
+class ChemQueryError(ValueError):
+    """A query SMILES or SMARTS that RDKit rejects; the message gives RDKit's reason."""
+
+
+def parse_smiles(smiles: str) -> Chem.Mol:
+    with rdBase.BlockLogs():
+        mol = Chem.MolFromSmiles(smiles, sanitize=False)
+        if mol is None or not smiles.strip():
+            raise ChemQueryError(f"{smiles!r} is not valid SMILES (syntax error)")
+        try:
+            Chem.SanitizeMol(mol)
+        except Exception as error:  # RDKit raises several exception types; the text is the reason
+            raise ChemQueryError(f"{smiles!r} is not a valid molecule: {error}") from None
+    return mol
+
+
+def parse_smarts(smarts: str) -> Chem.Mol:
+    with rdBase.BlockLogs():
+        query = Chem.MolFromSmarts(smarts)
+    if query is None or not smarts.strip():
+        raise ChemQueryError(f"{smarts!r} is not valid SMARTS (syntax error)")
+    return query
+
+
+def mol_or_none(smiles: str) -> Chem.Mol | None:
+    with rdBase.BlockLogs():
+        return Chem.MolFromSmiles(smiles)
+
+
+def inchikey(smiles: str) -> str | None:
+    mol = mol_or_none(smiles)
+    if mol is None:
+        return None
+    with rdBase.BlockLogs():
+        key = Chem.MolToInchiKey(mol)
+    return key or None
+
+
+class SimilarityQuery:
+    """Tanimoto on Morgan radius-2, 2048-bit fingerprints."""
+
+    def __init__(self, smiles: str, threshold: float) -> None:
+        self._gen = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048)
+        self._query = self._gen.GetFingerprint(parse_smiles(smiles))
+        self.threshold = threshold
+
+    def similarity(self, mol: Chem.Mol) -> float:
+        return DataStructs.TanimotoSimilarity(self._query, self._gen.GetFingerprint(mol))
+
+
+class MoleculeFilter:
+    """Substructure and similarity tests applied row by row (the database knows no chemistry)."""
+
+    def __init__(self, smarts: str | None, similar_to: str | None, min_similarity: float) -> None:
+        self.pattern = parse_smarts(smarts) if smarts else None
+        self.similar = SimilarityQuery(similar_to, min_similarity) if similar_to else None
+
+    @property
+    def active(self) -> bool:
+        return self.pattern is not None or self.similar is not None
+
+    def similarity(self, smiles: str) -> float | None:
+        """None when the row fails the filter, else the similarity (1.0 without a similarity query)."""
+        mol = mol_or_none(smiles)
+        if mol is None:
+            return None
+        if self.pattern is not None and not mol.HasSubstructMatch(self.pattern):
+            return None
+        if self.similar is None:
+            return 1.0
+        sim = self.similar.similarity(mol)
+        return sim if sim >= self.similar.threshold else None
+
+
+def _svg(smiles: str, width: int, height: int) -> str:
+    mol = mol_or_none(smiles)
+    if mol is None:
+        raise ChemQueryError(f"{smiles!r} cannot be depicted")
+    drawer = rdMolDraw2D.MolDraw2DSVG(width, height)
+    rdMolDraw2D.PrepareAndDrawMolecule(drawer, mol)
+    drawer.FinishDrawing()
+    return drawer.GetDrawingText()
+
+
+def make_svg_renderer(cache_size: int) -> Any:
+    """A depiction function with its own LRU cache (one per app, no module-level cache)."""
+    return lru_cache(maxsize=cache_size)(_svg)
+
+
+def sdf_record(smiles: str, name: str, props: dict[str, Any]) -> str:
+    """One SDF record; scores and the rest become ``> <name>`` data fields."""
+    mol = mol_or_none(smiles)
+    if mol is None:
+        mol = Chem.Mol()
+    mol.SetProp("_Name", name)
+    for key, value in props.items():
+        if value is not None:
+            mol.SetProp(key, str(value))
+    with rdBase.BlockLogs():
+        block = Chem.MolToMolBlock(mol)
+    lines = [block.rstrip("\n"), *_sdf_props(mol, props.keys()), "$$$$", ""]
+    return "\n".join(lines)
+
+
+def _sdf_props(mol: Chem.Mol, keys: Iterable[str]) -> list[str]:
+    out: list[str] = []
+    for key in keys:
+        if mol.HasProp(key):
+            out += [f">  <{key}>", mol.GetProp(key), ""]
+    return out

@@ -1,0 +1,33 @@
+"""The FastAPI application factory; settings and the database are passed in, never global."""
+
+from __future__ import annotations
+
+from fastapi import Depends, FastAPI
+
+from app.api import catalogues, health, molecules, runs
+from app.api.deps import require_token
+from app.api.errors import install_error_handlers
+from app.chem import make_svg_renderer
+from app.db import Database
+from app.settings import Settings
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
+    settings = settings or Settings()
+    db = db or Database.from_settings(settings)
+    app = FastAPI(
+        title="synflow",
+        version="0.1.0",
+        description="Design synthesisable molecules with their routes: runs, molecules, catalogues.",
+    )
+    app.state.settings, app.state.db = settings, db
+    app.state.svg = make_svg_renderer(settings.svg_cache_size)
+    install_error_handlers(app)
+    protected = [Depends(require_token)]
+    for router in (runs.router, molecules.router, catalogues.router):
+        app.include_router(router, prefix=API_PREFIX, dependencies=protected)
+    app.include_router(health.router)
+    health.install_metrics(app, db, protected)
+    return app

@@ -1,0 +1,237 @@
+"""Read paths: keyset (cursor) pagination over runs and molecules, stable while workers write.
+
+A cursor is the sort key and id of the last row returned; the next page starts strictly after it, so
+rows inserted meanwhile never shift, duplicate or skip the rows a client has not seen yet.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, func, select, tuple_
+from sqlalchemy.orm import Session
+
+from app.chem import MoleculeFilter
+from app.models import Metric, Molecule, Run
+
+MISSING_SCORE = -1e300  # sorts molecules without a component score last in descending order
+_SCORE_NAME = re.compile(r"^[A-Za-z0-9_.:\-]{1,100}$")
+_COLUMNS = {"reward": Molecule.reward, "step": Molecule.step, "id": Molecule.id,
+            "times_sampled": Molecule.times_sampled}
+
+
+class QueryError(ValueError):
+    """A bad query parameter; ``field`` names it for the 422 answer."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def encode_cursor(values: Sequence[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(list(values)).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, arity: int) -> list[Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, UnicodeDecodeError):
+        raise QueryError("cursor", "cursor is not one this API returned") from None
+    if not isinstance(values, list) or len(values) != arity:
+        raise QueryError("cursor", "cursor is not one this API returned")
+    return values
+
+
+@dataclass(frozen=True)
+class SortKey:
+    expression: ColumnElement[Any]
+    descending: bool
+
+
+def molecule_sort(sort: str) -> SortKey:
+    """``reward``, ``step``, ``id``, ``times_sampled`` or a score component (``qed`` or ``scores.qed``);
+    a leading ``-`` sorts descending."""
+    descending = sort.startswith("-")
+    name = sort.lstrip("-+")
+    if name in _COLUMNS:
+        return SortKey(_COLUMNS[name], descending)
+    name = name.removeprefix("scores.")
+    if not _SCORE_NAME.match(name):
+        raise QueryError("sort", f"cannot sort by {sort!r}: use reward, step, id or a score component")
+    return SortKey(score_expression(name), descending)
+
+
+def score_expression(name: str) -> ColumnElement[float]:
+    return func.coalesce(Molecule.scores[name].as_float(), MISSING_SCORE)
+
+
+def _after(key: SortKey, cursor: list[Any]) -> ColumnElement[bool]:
+    value, last_id = cursor
+    if key.descending:
+        return tuple_(key.expression, Molecule.id) < tuple_(value, last_id)
+    return tuple_(key.expression, Molecule.id) > tuple_(value, last_id)
+
+
+@dataclass
+class MoleculeQuery:
+    run_id: str
+    sort: str = "-reward"
+    limit: int = 50
+    cursor: str | None = None
+    reward_min: float | None = None
+    reward_max: float | None = None
+    score_ranges: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    smarts: str | None = None
+    similar_to: str | None = None
+    min_similarity: float = 0.5
+    max_scan: int = 50_000
+
+
+def parse_score_ranges(specs: Sequence[str]) -> dict[str, tuple[float | None, float | None]]:
+    """``NAME:MIN:MAX`` with either bound empty, e.g. ``qed:0.6:`` or ``sa::0.4``."""
+    out: dict[str, tuple[float | None, float | None]] = {}
+    for spec in specs:
+        parts = spec.split(":")
+        if len(parts) != 3 or not _SCORE_NAME.match(parts[0]):
+            raise QueryError("score_range", f"{spec!r}: expected NAME:MIN:MAX (either bound may be empty)")
+        try:
+            low = float(parts[1]) if parts[1] else None
+            high = float(parts[2]) if parts[2] else None
+        except ValueError:
+            raise QueryError("score_range", f"{spec!r}: bounds must be numbers") from None
+        out[parts[0]] = (low, high)
+    return out
+
+
+def _molecule_conditions(q: MoleculeQuery) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [Molecule.run_id == q.run_id]
+    if q.reward_min is not None:
+        conditions.append(Molecule.reward >= q.reward_min)
+    if q.reward_max is not None:
+        conditions.append(Molecule.reward <= q.reward_max)
+    for name, (low, high) in q.score_ranges.items():
+        expr = Molecule.scores[name].as_float()
+        if low is not None:
+            conditions.append(expr >= low)
+        if high is not None:
+            conditions.append(expr <= high)
+    return conditions
+
+
+@dataclass
+class MoleculePage:
+    items: list[tuple[Molecule, float | None]]
+    next_cursor: str | None
+    scanned: int
+
+
+def _ordered(stmt: Select[Any], key: SortKey) -> Select[Any]:
+    if key.descending:
+        return stmt.order_by(key.expression.desc(), Molecule.id.desc())
+    return stmt.order_by(key.expression.asc(), Molecule.id.asc())
+
+
+def list_molecules(session: Session, q: MoleculeQuery) -> MoleculePage:
+    """One page; with a SMARTS or similarity filter rows are tested in sort order, at most
+    ``max_scan`` per request (a short page then carries a cursor to continue from)."""
+    key = molecule_sort(q.sort)
+    chem = MoleculeFilter(q.smarts, q.similar_to, q.min_similarity)
+    base = select(Molecule, key.expression).where(and_(*_molecule_conditions(q)))
+    cursor = decode_cursor(q.cursor, 2) if q.cursor else None
+    batch = max(4 * q.limit, 256) if chem.active else q.limit + 1
+    found: list[tuple[Molecule, float | None, Any]] = []
+    scanned = 0
+    while True:
+        stmt = base.where(_after(key, cursor)) if cursor else base
+        rows = session.execute(_ordered(stmt, key).limit(batch)).all()
+        for mol, value in rows:
+            if len(found) == q.limit:
+                last_mol, _, last_value = found[-1]
+                return _page(found, encode_cursor([last_value, last_mol.id]), scanned)
+            scanned += 1
+            cursor = [value, mol.id]
+            similarity = chem.similarity(mol.smiles) if chem.active else None
+            if chem.active and similarity is None:
+                continue
+            found.append((mol, similarity if chem.similar else None, value))
+        if len(rows) < batch:
+            return _page(found, None, scanned)
+        if chem.active and scanned >= q.max_scan:
+            return _page(found, encode_cursor(cursor), scanned)
+
+
+def _page(found: list[tuple[Molecule, float | None, Any]], cursor: str | None, scanned: int) -> MoleculePage:
+    return MoleculePage([(mol, sim) for mol, sim, _ in found], cursor, scanned)
+
+
+def list_runs(
+    session: Session, status: str | None, limit: int, cursor: str | None
+) -> tuple[list[Run], str | None]:
+    """Newest first; cursor = (created_at, id) of the last run returned."""
+    stmt = select(Run)
+    if status:
+        stmt = stmt.where(Run.status == status)
+    if cursor:
+        created, last_id = decode_cursor(cursor, 2)
+        stmt = stmt.where(tuple_(Run.created_at, Run.id) < tuple_(_parse_time(created), last_id))
+    rows = list(session.scalars(stmt.order_by(Run.created_at.desc(), Run.id.desc()).limit(limit + 1)))
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, encode_cursor([rows[-1].created_at.isoformat(), rows[-1].id])
+
+
+def _parse_time(value: str) -> Any:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise QueryError("cursor", "cursor is not one this API returned") from None
+
+
+def latest_metrics(session: Session, run_id: str) -> dict[str, float | None]:
+    """The newest value of each metric name."""
+    newest = (
+        select(Metric.name, func.max(Metric.step).label("step"))
+        .where(Metric.run_id == run_id)
+        .group_by(Metric.name)
+        .subquery()
+    )
+    stmt = select(Metric.name, Metric.value).join(
+        newest, and_(Metric.name == newest.c.name, Metric.step == newest.c.step)
+    ).where(Metric.run_id == run_id)
+    return {name: value for name, value in session.execute(stmt)}
+
+
+def metric_history(
+    session: Session, run_id: str, names: Sequence[str], max_points: int | None
+) -> dict[str, list[tuple[int, float | None]]]:
+    """Each metric's (step, value) series; ``max_points`` keeps every k-th point plus the last."""
+    stmt = select(Metric.name, Metric.step, Metric.value).where(Metric.run_id == run_id)
+    if names:
+        stmt = stmt.where(Metric.name.in_(list(names)))
+    series: dict[str, list[tuple[int, float | None]]] = {}
+    for name, step, value in session.execute(stmt.order_by(Metric.name, Metric.step)):
+        series.setdefault(name, []).append((step, value))
+    if max_points:
+        series = {name: downsample(points, max_points) for name, points in series.items()}
+    return series
+
+
+def downsample(points: list[Any], max_points: int) -> list[Any]:
+    if len(points) <= max_points:
+        return points
+    stride = -(-len(points) // max_points)
+    kept = points[::stride]
+    if kept[-1] is not points[-1] and len(kept) < max_points:
+        kept.append(points[-1])
+    elif kept[-1] is not points[-1]:
+        kept[-1] = points[-1]
+    return kept
