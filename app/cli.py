@@ -19,9 +19,10 @@ def _root() -> None:
 
 def _register() -> None:
     # Imported here, not at module import, so `synflow --help` stays fast and imports stay lazy.
-    from app import cli_hypergrid
+    from app import cli_hypergrid, cli_service
 
     cli_hypergrid.register(cli)
+    cli_service.register(cli)
 
 
 def main() -> None:

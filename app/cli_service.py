@@ -1,0 +1,143 @@
+"""``synflow serve``, ``worker``, ``db upgrade``, ``export``, ``token create``: the service commands.
+
+Each reads ``Settings`` from the environment; ``--database-url`` and ``--data-dir`` override it.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from app.settings import Settings
+
+_DB_HELP = "SQLAlchemy URL (env SYNFLOW_DATABASE_URL); default sqlite under the data dir"
+_DIR_HELP = "data directory for the SQLite file, checkpoints and uploads (env SYNFLOW_DATA_DIR)"
+
+
+def load_settings(database_url: str | None, data_dir: Path | None) -> Settings:
+    overrides: dict[str, object] = {}
+    if database_url:
+        overrides["database_url"] = database_url
+    if data_dir:
+        overrides["data_dir"] = data_dir
+    return Settings(**overrides)
+
+
+def _serve(settings: Settings, host: str, port: int, workers: int, migrate: bool) -> None:
+    import multiprocessing
+
+    import uvicorn
+
+    from app.main import create_app
+    from app.migrate import upgrade
+    from app.worker import worker_process_main
+
+    settings.ensure_dirs()
+    if migrate:
+        upgrade(settings.resolved_database_url())
+    context = multiprocessing.get_context("spawn")
+    procs = [context.Process(target=worker_process_main, args=(settings.model_dump_json(),), daemon=False)
+             for _ in range(workers)]
+    for proc in procs:
+        proc.start()
+    try:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.join(timeout=30)
+
+
+def _export(settings: Settings, run_id: str, fmt: str, out: Path | None) -> None:
+    from app.db import Database
+    from app.export import export_stream
+    from app.models import Run
+
+    db = Database.from_settings(settings)
+    with db.session() as session:
+        if session.get(Run, run_id) is None:
+            raise typer.BadParameter(f"no run {run_id!r}", param_hint="RUN_ID")
+    handle = out.open("w") if out else sys.stdout
+    try:
+        for chunk in export_stream(db, run_id, fmt):  # type: ignore[arg-type]
+            handle.write(chunk)
+    finally:
+        if out:
+            handle.close()
+        db.dispose()
+
+
+def register(cli: typer.Typer) -> None:
+    db_cli = typer.Typer(help="Database schema commands.", no_args_is_help=True)
+    token_cli = typer.Typer(help="API tokens (bearer auth).", no_args_is_help=True)
+    cli.add_typer(db_cli, name="db")
+    cli.add_typer(token_cli, name="token")
+
+    @cli.command("serve")
+    def serve(
+        host: str = typer.Option("127.0.0.1"),
+        port: int = typer.Option(8000),
+        workers: int = typer.Option(1, min=0, help="embedded worker processes (0: API only)"),
+        migrate: bool = typer.Option(True, help="upgrade the schema before serving"),
+        database_url: str | None = typer.Option(None, help=_DB_HELP),
+        data_dir: Path | None = typer.Option(None, help=_DIR_HELP),
+    ) -> None:
+        """The REST API (OpenAPI at /docs) with N embedded workers; SQLite by default."""
+        _serve(load_settings(database_url, data_dir), host, port, workers, migrate)
+
+    @cli.command("worker")
+    def worker(
+        database_url: str | None = typer.Option(None, help=_DB_HELP),
+        data_dir: Path | None = typer.Option(None, help=_DIR_HELP),
+    ) -> None:
+        """Claim and train queued runs until stopped (SIGTERM hands the current run back)."""
+        from app.worker import worker_process_main
+
+        worker_process_main(load_settings(database_url, data_dir).model_dump_json())
+
+    @db_cli.command("upgrade")
+    def db_upgrade(
+        revision: str = typer.Argument("head"),
+        database_url: str | None = typer.Option(None, help=_DB_HELP),
+        data_dir: Path | None = typer.Option(None, help=_DIR_HELP),
+    ) -> None:
+        """Apply Alembic migrations up to REVISION (default: the newest)."""
+        from app.migrate import upgrade
+
+        settings = load_settings(database_url, data_dir)
+        settings.ensure_dirs()
+        upgrade(settings.resolved_database_url(), revision)
+        typer.echo(f"database at revision {revision}")
+
+    @cli.command("export")
+    def export(
+        run_id: str = typer.Argument(..., help="run id"),
+        format: str = typer.Option("csv", "--format", help="csv | sdf | jsonl"),
+        out: Path | None = typer.Option(None, "--out", help="file to write (default: stdout)"),
+        database_url: str | None = typer.Option(None, help=_DB_HELP),
+        data_dir: Path | None = typer.Option(None, help=_DIR_HELP),
+    ) -> None:
+        """Write a run's molecules (best reward first) with scores and routes."""
+        if format not in ("csv", "sdf", "jsonl"):
+            raise typer.BadParameter("use csv, sdf or jsonl", param_hint="--format")
+        _export(load_settings(database_url, data_dir), run_id, format, out)
+
+    @token_cli.command("create")
+    def token_create(
+        name: str = typer.Option("default", help="a label for the token"),
+        database_url: str | None = typer.Option(None, help=_DB_HELP),
+        data_dir: Path | None = typer.Option(None, help=_DIR_HELP),
+    ) -> None:
+        """Create an API token, print it once; only its hash is stored. Auth is on once one exists."""
+        from app.auth import create_token
+        from app.db import Database
+
+        db = Database.from_settings(load_settings(database_url, data_dir))
+        with db.session() as session:
+            token = create_token(session, name)
+        db.dispose()
+        typer.echo(token)
+
