@@ -13,6 +13,8 @@ from typing import Any
 
 from app.store import MoleculeRecord
 
+CHECKPOINT_NAME = "last.pt"  # what synflow.trainer.Trainer writes in its checkpoint_dir
+
 
 class ConfigInvalid(ValueError):
     """A RunConfig that does not validate; ``errors`` holds (field path, message) pairs."""
@@ -20,10 +22,6 @@ class ConfigInvalid(ValueError):
     def __init__(self, errors: list[tuple[str, str]]) -> None:
         super().__init__("; ".join(f"{field}: {msg}" for field, msg in errors))
         self.errors = errors
-
-
-class TrainerUnavailable(RuntimeError):
-    """The installed ``synflow`` has no trainer (or no sampler) this adapter can drive."""
 
 
 @dataclass
@@ -68,6 +66,47 @@ def resolve_device(config: dict[str, Any]) -> str:
     return str(_resolve(config.get("training", {}).get("device", "auto")))
 
 
+class _StopTraining(Exception):
+    """Raised from the per-step hook to leave ``Trainer.run`` between two steps."""
+
+
+def _callback_adapter(callbacks: TrainingCallbacks) -> Any:
+    from synflow.callbacks import TrainerCallback
+
+    class ServiceCallback(TrainerCallback):
+        def on_molecules(self, records: list[Any]) -> None:
+            callbacks.on_molecules([_record(r, r.step) for r in records])
+
+        def on_metrics(self, step: int, metrics: dict[str, float]) -> None:
+            callbacks.on_metrics(step, metrics)
+
+        def on_checkpoint(self, step: int, path: Path) -> None:
+            callbacks.on_checkpoint(path, step)
+
+    return ServiceCallback()
+
+
+def _record(source: Any, step: int) -> MoleculeRecord:
+    """From a trainer ``MoleculeRecord`` (route ``{"steps": [...]}``) or a ``Trajectory`` (a list)."""
+    route = source.route
+    if isinstance(route, list):
+        route = {"steps": route}
+    return MoleculeRecord(
+        smiles=source.smiles,
+        reward=float(source.reward),
+        step=step,
+        scores=dict(source.scores or {}),
+        route=route,
+    )
+
+
+def _build_trainer(config: dict[str, Any], checkpoint_dir: Path | None, callbacks: list[Any]) -> Any:
+    from synflow.config import RunConfig
+    from synflow.trainer import Trainer
+
+    return Trainer(RunConfig.model_validate(config), callbacks=callbacks, checkpoint_dir=checkpoint_dir)
+
+
 def run_training(
     config: dict[str, Any],
     checkpoint_dir: Path,
@@ -76,11 +115,43 @@ def run_training(
     checkpoint_every: int | None = None,
 ) -> None:
     """Train until done or ``should_stop``; raises on failure. Resumes from ``checkpoint_dir`` if asked."""
-    raise TrainerUnavailable("synflow.trainer has not landed yet; this service cannot train")
+    if checkpoint_every is not None:
+        config = {**config, "training": {**config.get("training", {}), "checkpoint_every": checkpoint_every}}
+    trainer = _build_trainer(config, checkpoint_dir, [_callback_adapter(callbacks)])
+    checkpoint = checkpoint_dir / CHECKPOINT_NAME
+    if resume and checkpoint.exists():
+        trainer.load_checkpoint(checkpoint)
+    total = total_steps(config)
+    callbacks.on_progress(trainer.step, total)
+
+    def on_step(step: int, _info: dict[str, float]) -> None:
+        callbacks.on_progress(step, total)
+        if callbacks.should_stop():
+            raise _StopTraining
+
+    try:
+        trainer.run(on_step=on_step)
+    except _StopTraining:
+        return
 
 
 def run_sampling(
     config: dict[str, Any], checkpoint_dir: Path, count: int, callbacks: TrainingCallbacks
 ) -> None:
-    """Draw ``count`` molecules from a trained run's final checkpoint."""
-    raise TrainerUnavailable("synflow.trainer has not landed yet; this service cannot sample")
+    """Draw ``count`` molecules from a trained run's final checkpoint, in batches of the run's size."""
+    checkpoint = checkpoint_dir / CHECKPOINT_NAME
+    if not checkpoint.exists():
+        raise FileNotFoundError(f"no checkpoint at {checkpoint}")
+    trainer = _build_trainer(config, None, [])
+    trainer.load_checkpoint(checkpoint)
+    batch = int(config.get("training", {}).get("batch_size", 64))
+    chunks = -(-count // batch)
+    drawn = 0
+    for chunk in range(1, chunks + 1):
+        n = min(batch, count - drawn)
+        trajs = trainer.sample(n, float(config.get("training", {}).get("temperature", 1.0)))
+        drawn += n
+        callbacks.on_molecules([_record(t, chunk) for t in trajs if t.valid and t.smiles is not None])
+        callbacks.on_progress(chunk, chunks)
+        if callbacks.should_stop():
+            return
