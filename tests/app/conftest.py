@@ -1,0 +1,72 @@
+"""Database fixtures: every database test runs on SQLite and on a throwaway PostgreSQL 15.
+
+PostgreSQL starts once per test session (per xdist worker) when ``initdb``/``pg_ctl`` are on PATH;
+otherwise the PostgreSQL cases skip with the reason shown in the summary (``-ra``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.db import Database
+from app.devdb import PostgresUnavailable, ThrowawayPostgres
+from app.migrate import upgrade
+from app.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[ThrowawayPostgres | None]:
+    try:
+        server = ThrowawayPostgres().start()
+    except PostgresUnavailable:
+        yield None
+        return
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _database_url(kind: str, tmp_path: Path, server: ThrowawayPostgres | None) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'synflow.db'}"
+    if server is None:
+        pytest.skip("PostgreSQL cases skipped: initdb/pg_ctl not found on PATH or failed to start")
+    return server.create_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_server: ThrowawayPostgres | None
+) -> str:
+    """An empty, migrated database of each dialect."""
+    url = _database_url(request.param, tmp_path, postgres_server)
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def empty_database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_server: ThrowawayPostgres | None
+) -> str:
+    """An unmigrated database; parametrise indirectly with the dialect name."""
+    return _database_url(request.param, tmp_path, postgres_server)
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=database_url, data_dir=tmp_path / "data", worker_lease_seconds=5, worker_poll_seconds=0.2
+    )
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[Database]:
+    database = Database.from_settings(settings)
+    try:
+        yield database
+    finally:
+        database.dispose()

@@ -1,0 +1,78 @@
+"""Molecule and metric writes are batched and idempotent on both databases."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from app.db import Database
+from app.models import Metric, Molecule, Run
+from app.store import MoleculeRecord, write_metrics, write_molecules
+
+
+def _run(db: Database) -> str:
+    with db.session() as session:
+        run = Run(config={}, total_steps=10)
+        session.add(run)
+        session.flush()
+        return run.id
+
+
+def _rows(db: Database, run_id: str) -> dict[str, tuple[int, int, int, float]]:
+    with db.session() as session:
+        rows = session.execute(
+            select(
+                Molecule.smiles, Molecule.step, Molecule.last_step, Molecule.times_sampled, Molecule.reward
+            ).where(Molecule.run_id == run_id)
+        )
+        return {s: (step, last, times, reward) for s, step, last, times, reward in rows}
+
+
+def test_replayed_step_inserts_nothing_twice(db: Database) -> None:
+    run_id = _run(db)
+    step1 = [
+        MoleculeRecord("CCO", 0.5, 1, {"qed": 0.4}, {"steps": []}),
+        MoleculeRecord("c1ccccc1", 0.7, 1, {"qed": 0.6}),
+        MoleculeRecord("CCO", 0.5, 1, {"qed": 0.4}),
+    ]
+    with db.session() as session:
+        write_molecules(session, run_id, step1)
+    assert _rows(db, run_id) == {"CCO": (1, 1, 2, 0.5), "c1ccccc1": (1, 1, 1, 0.7)}
+    with db.session() as session:  # a crash after the write, then a resume replays step 1
+        write_molecules(session, run_id, step1)
+    assert _rows(db, run_id) == {"CCO": (1, 1, 2, 0.5), "c1ccccc1": (1, 1, 1, 0.7)}
+    with db.session() as session:  # a later step resamples CCO: counted, first step kept
+        write_molecules(
+            session, run_id, [MoleculeRecord("CCO", 0.9, 2, {"qed": 0.9}), MoleculeRecord("CCN", 0.1, 2)]
+        )
+    assert _rows(db, run_id) == {"CCO": (1, 2, 3, 0.5), "c1ccccc1": (1, 1, 1, 0.7), "CCN": (2, 2, 1, 0.1)}
+
+
+def test_large_batch_is_chunked(db: Database) -> None:
+    run_id = _run(db)
+    records = [MoleculeRecord("C" * (i % 50 + 1) + f"O{i}", i / 5000, 1) for i in range(5000)]
+    with db.session() as session:
+        assert write_molecules(session, run_id, records) == 5000
+    with db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Molecule)) == 5000
+
+
+def test_metrics_upsert(db: Database) -> None:
+    run_id = _run(db)
+    with db.session() as session:
+        write_metrics(session, run_id, 10, {"loss": 1.0, "top10": 0.5, "bad": float("nan")})
+        write_metrics(session, run_id, 10, {"loss": 0.5})
+    with db.session() as session:
+        rows = dict(session.execute(select(Metric.name, Metric.value).where(Metric.step == 10)).all())
+    assert rows == {"loss": 0.5, "top10": 0.5, "bad": None}
+
+
+def test_deleting_a_run_cascades(db: Database) -> None:
+    run_id = _run(db)
+    with db.session() as session:
+        write_molecules(session, run_id, [MoleculeRecord("CCO", 0.5, 1)])
+        write_metrics(session, run_id, 1, {"loss": 1.0})
+    with db.session() as session:
+        session.delete(session.get(Run, run_id))
+    with db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Molecule)) == 0
+        assert session.scalar(select(func.count()).select_from(Metric)) == 0
