@@ -9,6 +9,7 @@ from app.api.deps import require_token
 from app.api.errors import install_error_handlers
 from app.chem import make_svg_renderer
 from app.db import Database
+from app.pages import pages_router
 from app.settings import Settings
 
 API_PREFIX = "/api/v1"
@@ -29,5 +30,6 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     for router in (runs.router, molecules.router, catalogues.router):
         app.include_router(router, prefix=API_PREFIX, dependencies=protected)
     app.include_router(health.router)
+    app.include_router(pages_router())
     health.install_metrics(app, db, protected)
     return app
