@@ -3,10 +3,12 @@ reward components. Lazy imports keep the API start fast."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+log = logging.getLogger("synflow.catalogue")
 BUILDING_BLOCKS = "building_blocks"
 TEMPLATES = "templates"
 
@@ -56,15 +58,19 @@ def inspect_templates(path: Path) -> Inspection:
 
 
 def bundled_entries() -> list[dict[str, Any]]:
-    """The bundled default library and template set (names, sizes), for the catalogue."""
+    """The bundled default template set and library (names, sizes) that load in this install."""
     from reactions.templates import default_template_set
 
-    entries = [{"name": "default", "kind": TEMPLATES, "size": len(default_template_set())}]
-    try:
-        library = _library_module().default_library()
-        entries.append({"name": "default", "kind": BUILDING_BLOCKS, "size": len(library)})
-    except CatalogueUnavailable:
-        pass
+    loaders = [
+        (TEMPLATES, default_template_set),
+        (BUILDING_BLOCKS, lambda: _library_module().default_library()),
+    ]
+    entries = []
+    for kind, load in loaders:
+        try:
+            entries.append({"name": "default", "kind": kind, "size": len(load())})
+        except (CatalogueUnavailable, OSError) as error:
+            log.warning("bundled %s not available: %s", kind, error)
     return entries
 
 
