@@ -1,0 +1,1 @@
+"""Bundled data: the default template set and building-block library (see README.md here)."""

@@ -1,0 +1,98 @@
+"""Building-block standardisation: one molecule in, its canonical SMILES out, or the reason it was refused."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+
+from rdkit import Chem, rdBase
+from rdkit.Chem.MolStandardize import rdMolStandardize
+
+DEFAULT_ELEMENTS = frozenset({"H", "B", "C", "N", "O", "F", "Si", "P", "S", "Cl", "Se", "Br", "I"})
+
+
+class StandardisationError(ValueError):
+    """A molecule that cannot join a library; the message is the reason a user sees."""
+
+
+@dataclass(frozen=True)
+class StandardisationSettings:
+    """How building blocks are cleaned before they join a library (part of the library's hash)."""
+
+    largest_fragment: bool = True
+    neutralise: bool = True
+    remove_stereo: bool = False
+    allowed_elements: frozenset[str] = field(default=DEFAULT_ELEMENTS)
+    max_heavy_atoms: int = 60
+    min_heavy_atoms: int = 1
+
+    def as_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        data["allowed_elements"] = sorted(self.allowed_elements)
+        return data
+
+
+def parse_smiles(smiles: str) -> Chem.Mol:
+    """A sanitised molecule without explicit hydrogens, or StandardisationError with RDKit's reason."""
+    text = smiles.strip()
+    if not text:
+        raise StandardisationError("empty SMILES")
+    with rdBase.BlockLogs():
+        mol = Chem.MolFromSmiles(text)
+    if mol is not None:
+        return mol
+    # Parse again, capturing RDKit's log, to tell a syntax error from a chemistry error.
+    with rdBase.CaptureErrorLog() as capture:
+        raw = Chem.MolFromSmiles(text, sanitize=False)
+        if raw is None:
+            raise StandardisationError(f"unparsable SMILES: {_log_reason(capture.messages)}")
+        try:
+            Chem.SanitizeMol(raw)
+        except Exception as error:  # RDKit raises several exception classes for chemistry problems
+            raise StandardisationError(f"RDKit sanitisation failed: {error}") from None
+    raise StandardisationError("RDKit could not read the molecule")
+
+
+def _log_reason(log_text: str) -> str:
+    lines = [re.sub(r"^\[\d\d:\d\d:\d\d\] ", "", line).strip() for line in log_text.splitlines()]
+    lines = [line.removeprefix("SMILES Parse Error: ") for line in lines if line]
+    return lines[0] if lines else "syntax error"
+
+
+def standardise_mol(mol: Chem.Mol, settings: StandardisationSettings | None = None) -> Chem.Mol:
+    """The standardised molecule (largest fragment, neutral, checked); raises StandardisationError."""
+    settings = settings or StandardisationSettings()
+    if mol.GetNumAtoms() == 0:
+        raise StandardisationError("empty molecule")
+    if settings.largest_fragment and len(Chem.GetMolFrags(mol)) > 1:
+        mol = _largest_fragment(mol)
+    if settings.neutralise and any(atom.GetFormalCharge() for atom in mol.GetAtoms()):
+        mol = rdMolStandardize.Uncharger(canonicalOrder=True).uncharge(mol)
+    if settings.remove_stereo:
+        Chem.RemoveStereochemistry(mol)
+    _check_composition(mol, settings)
+    return mol
+
+
+def _largest_fragment(mol: Chem.Mol) -> Chem.Mol:
+    fragments = Chem.GetMolFrags(mol, asMols=True)
+    # Most heavy atoms first, then the lexically smallest SMILES so the choice is deterministic.
+    return min(fragments, key=lambda f: (-f.GetNumHeavyAtoms(), Chem.MolToSmiles(f)))
+
+
+def _check_composition(mol: Chem.Mol, settings: StandardisationSettings) -> None:
+    symbols = {atom.GetSymbol() for atom in mol.GetAtoms()}
+    refused = sorted(symbols - settings.allowed_elements)
+    if refused:
+        raise StandardisationError(f"element(s) not allowed: {', '.join(refused)}")
+    heavy = mol.GetNumHeavyAtoms()
+    if heavy > settings.max_heavy_atoms:
+        raise StandardisationError(f"{heavy} heavy atoms, more than the limit of {settings.max_heavy_atoms}")
+    if heavy < settings.min_heavy_atoms:
+        raise StandardisationError(f"{heavy} heavy atoms, fewer than the minimum of "
+                                   f"{settings.min_heavy_atoms}")
+
+
+def standardise_smiles(smiles: str, settings: StandardisationSettings | None = None) -> str:
+    """Canonical SMILES of the standardised molecule; raises StandardisationError with the reason."""
+    return Chem.MolToSmiles(standardise_mol(parse_smiles(smiles), settings))
