@@ -25,8 +25,8 @@ from reactions.readers import RawRecord, read_records
 from reactions.standardise import (
     StandardisationError,
     StandardisationSettings,
+    Standardiser,
     parse_smiles,
-    standardise_mol,
     standardise_smiles,
 )
 
@@ -136,14 +136,14 @@ class _ChunkResult:
     descriptors: np.ndarray
 
 
-def _standardise_record(record: RawRecord, settings: StandardisationSettings) -> Chem.Mol:
+def _standardise_record(record: RawRecord, standardiser: Standardiser) -> Chem.Mol:
     if record.molblock:
         with rdBase.BlockLogs():
             mol = Chem.MolFromMolBlock(record.molblock)
         if mol is None:
             raise StandardisationError("unreadable SDF record (RDKit could not parse the mol block)")
-        return standardise_mol(mol, settings)
-    return standardise_mol(parse_smiles(record.smiles), settings)
+        return standardiser(mol)
+    return standardiser(parse_smiles(record.smiles))
 
 
 def descriptor_row(mol: Chem.Mol) -> list[float]:
@@ -173,9 +173,10 @@ def _process_chunk(task: _Task) -> _ChunkResult:
     rejected: list[RejectedEntry] = []
     fingerprints: list[np.ndarray] = []
     descriptors: list[list[float]] = []
+    standardiser = Standardiser(settings)
     for record in records:
         try:
-            mol = _standardise_record(record, settings)
+            mol = _standardise_record(record, standardiser)
         except StandardisationError as error:
             rejected.append(RejectedEntry(record.row, record.line, record.id, record.smiles, str(error)))
             continue
