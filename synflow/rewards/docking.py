@@ -165,6 +165,12 @@ class DockingPool:
             try:
                 kind, payload = conn.recv()
             except EOFError:
+                if not worker.ready:
+                    self.close()
+                    raise RuntimeError(
+                        "a docking worker exited while starting; scripts that dock must guard their "
+                        "entry point with `if __name__ == '__main__':` (workers are spawned)"
+                    ) from None
                 self._replace(worker, results, "docking worker died")
                 continue
             if kind == "ready":

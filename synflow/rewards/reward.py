@@ -129,6 +129,13 @@ class Reward:
             keys += [c.name, f"{c.name}_raw"] if c.keep_raw else [c.name]
         return keys
 
+    def scorer(self, name: str) -> Scorer:
+        """The scorer of the component called ``name`` (e.g. to read ``DockingScorer.failures``)."""
+        for component in self._components:
+            if component.name == name:
+                return component.scorer
+        raise KeyError(f"no component named {name!r}; components: {', '.join(self.config.names)}")
+
     @property
     def budget_left(self) -> int | None:
         return None if self.config.budget is None else max(0, self.config.budget - self.oracle_calls)
