@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
+
+def migrations_dir() -> Path:
+    """``migrations/`` beside the package in a checkout; ``SYNFLOW_MIGRATIONS_DIR`` for installs."""
+    return Path(
+        os.environ.get("SYNFLOW_MIGRATIONS_DIR") or Path(__file__).resolve().parents[1] / "migrations"
+    )
 
 
 def alembic_config(url: str) -> Config:
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("script_location", str(migrations_dir()))
     # ConfigParser interpolates '%'; URL-encoded passwords contain it.
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
