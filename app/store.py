@@ -13,8 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Metric, Molecule, utcnow
 
-# SQLite allows 32,766 bound parameters per statement; 11 columns x 2,000 rows stays well below.
-CHUNK_ROWS = 2000
+CHUNK_ROWS = 5000  # rows per executemany call (bounded memory per call)
 
 
 @dataclass(frozen=True)
@@ -78,20 +77,22 @@ def write_molecules(session: Session, run_id: str, records: Sequence[MoleculeRec
     then a resume) neither duplicates the molecule nor counts its samples twice.
     """
     rows = _aggregate(records)
+    if not rows:
+        return 0
     table = Molecule.__table__
+    stmt = _insert(session, table)
+    excluded = stmt.excluded
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.run_id, table.c.smiles],
+        set_={
+            "times_sampled": table.c.times_sampled + excluded.times_sampled,
+            "last_step": excluded.last_step,
+        },
+        where=excluded.last_step > table.c.last_step,
+    )
     for start in range(0, len(rows), CHUNK_ROWS):
-        chunk = [dict(row, run_id=run_id) for row in rows[start : start + CHUNK_ROWS]]
-        stmt = _insert(session, table).values(chunk)
-        excluded = stmt.excluded
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[table.c.run_id, table.c.smiles],
-            set_={
-                "times_sampled": table.c.times_sampled + excluded.times_sampled,
-                "last_step": excluded.last_step,
-            },
-            where=excluded.last_step > table.c.last_step,
-        )
-        session.execute(stmt)
+        # executemany: SQLAlchemy batches these into multi-row INSERTs ("insertmanyvalues").
+        session.execute(stmt, [dict(row, run_id=run_id) for row in rows[start : start + CHUNK_ROWS]])
     return len(rows)
 
 
