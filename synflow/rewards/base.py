@@ -11,7 +11,8 @@ from rdkit import Chem
 class Scorer:
     """Maps valid molecules to raw values (float64, one per molecule).
 
-    ``mols[i]`` was parsed from the canonical SMILES ``smiles[i]``; only valid molecules are passed.
+    ``mols[i]`` is the molecule whose canonical SMILES is ``smiles[i]`` (atom order may differ: use
+    ``smiles`` where order matters, e.g. for a reproducible 3D embedding); only valid molecules.
     Raw values may be unbounded (a descriptor, an affinity): the component's transform shapes them.
     NaN means "could not be scored" for this molecule (e.g. a ligand that failed to embed) and
     becomes a score of 0; plugins must raise instead (see ``RewardPluginError``).

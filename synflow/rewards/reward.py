@@ -151,20 +151,22 @@ class Reward:
         """Score a batch; ``raise_on_budget`` raises ``BudgetExhausted`` (with the partial batch)
         when some new molecule was left unscored."""
         smiles = list(smiles)
-        canonical = [_canonical(s) for s in smiles]
-        new = list(dict.fromkeys(c for c in canonical if c is not None and c not in self._cache))
+        parsed = [_canonical(s) for s in smiles]
+        canonical = [c for c, _ in parsed]
+        # descriptors and fingerprints do not depend on atom order, so the parsed input is scored
+        mols = {c: m for c, m in parsed if c is not None and c not in self._cache}
+        new = list(mols)
         left = self.budget_left
         allowed = new if left is None else new[:left]
-        self._score_new(allowed)
+        self._score_new(allowed, [mols[c] for c in allowed])
         batch = self._assemble(smiles, canonical, truncated=len(allowed) < len(new))
         if raise_on_budget and batch.budget_exhausted:
             raise BudgetExhausted(self.config.budget or 0, batch)
         return batch
 
-    def _score_new(self, canonical: list[str]) -> None:
+    def _score_new(self, canonical: list[str], mols: list[Chem.Mol]) -> None:
         if not canonical:
             return
-        mols = [Chem.MolFromSmiles(s) for s in canonical]
         columns: dict[str, np.ndarray] = {}
         for component in self._components:
             columns.update(component.evaluate(mols, canonical))
@@ -221,9 +223,9 @@ def _weighted_mean(matrix: np.ndarray, weights: np.ndarray, kind: str) -> np.nda
     return np.exp(np.sum(logs * weights[None, :], axis=1))
 
 
-def _canonical(smiles: str) -> str | None:
+def _canonical(smiles: str) -> tuple[str | None, Chem.Mol | None]:
     mol = parse_smiles(smiles)
-    return None if mol is None else Chem.MolToSmiles(mol)
+    return (None, None) if mol is None else (Chem.MolToSmiles(mol), mol)
 
 
 def _build(config: ComponentBase) -> _Component:
