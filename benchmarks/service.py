@@ -1,0 +1,180 @@
+"""Service benchmark: one run with 10^6 molecules (ZINC250k SMILES and simple variants) on SQLite
+and PostgreSQL; bulk upsert rate, then p50/p95 latency through the REST API (in-process ASGI) of
+the first and the 100th page sorted by reward, a reward-range filter and a SMARTS search.
+
+    .venv/bin/python benchmarks/service.py [--molecules 1000000] [--repeats 50] [--databases sqlite postgresql]
+
+Rows carry reward, two scores and a small route; InChIKeys are not computed here (the worker does
+that per step, outside the measured write).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import platform
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from app.db import Database
+from app.devdb import ThrowawayPostgres
+from app.main import create_app
+from app.migrate import upgrade
+from app.models import Run
+from app.settings import Settings
+from app.store import MoleculeRecord, write_molecules
+
+ZINC = Path(__file__).resolve().parents[2] / "shared" / "data" / "molecules" / "zinc250k.csv.gz"
+BATCH = 10_000
+
+
+def zinc_smiles(path: Path) -> list[str]:
+    with gzip.open(path, "rt") as handle:
+        reader = csv.reader(handle)
+        header = next(reader)
+        column = next(i for i, name in enumerate(header) if name.strip().lower() == "smiles")
+        return [row[column].strip() for row in reader if row]
+
+
+def molecules(smiles: list[str], n: int, seed: int = 0) -> Iterator[MoleculeRecord]:
+    """Unique strings: each ZINC SMILES, then with 1, 2, ... methyl carbons prefixed."""
+    rng = random.Random(seed)
+    for i in range(n):
+        base = smiles[i % len(smiles)]
+        text = "C" * (i // len(smiles)) + base
+        route = {"steps": [{"action": "start", "product": text}]}
+        yield MoleculeRecord(text, rng.random(), i // 1000, {"qed": rng.random(), "sa": rng.random()}, route)
+
+
+def fill(db: Database, run_id: str, records: Iterator[MoleculeRecord]) -> tuple[int, float]:
+    count, start, batch = 0, time.perf_counter(), []
+    for record in records:
+        batch.append(record)
+        if len(batch) == BATCH:
+            count += _write(db, run_id, batch)
+            batch = []
+    if batch:
+        count += _write(db, run_id, batch)
+    return count, time.perf_counter() - start
+
+
+def _write(db: Database, run_id: str, batch: list[MoleculeRecord]) -> int:
+    with db.session() as session:
+        return write_molecules(session, run_id, batch)
+
+
+def percentiles(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
+    fn()  # warm
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+    return statistics.median(times), times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))]
+
+
+def cursor_of_page(client: TestClient, url: str, page: int, limit: int) -> str:
+    cursor = None
+    for _ in range(page - 1):
+        cursor = client.get(url, params={"limit": limit, **({"cursor": cursor} if cursor else {})}).json()[
+            "next_cursor"
+        ]
+    assert cursor is not None
+    return cursor
+
+
+def measure(client: TestClient, run_id: str, repeats: int) -> dict[str, tuple[float, float]]:
+    url = f"/api/v1/runs/{run_id}/molecules"
+    c100 = cursor_of_page(client, url, 100, 50)
+
+    def get(**params: object) -> Callable[[], object]:
+        def call() -> object:
+            answer = client.get(url, params=params)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["items"], params
+            return answer
+
+        return call
+
+    return {
+        "first page, sort=-reward, limit=50": percentiles(get(limit=50), repeats),
+        "100th page, sort=-reward, limit=50": percentiles(get(limit=50, cursor=c100), repeats),
+        "reward range 0.50-0.51, limit=50": percentiles(
+            get(limit=50, reward_min=0.5, reward_max=0.51), repeats
+        ),
+        "SMARTS c1ccccc1C(=O)N[CH2] first page, limit=50": percentiles(
+            get(limit=50, smarts="c1ccccc1C(=O)N[CH2]"), max(5, repeats // 5)
+        ),
+    }
+
+
+def run_one(url: str, data_dir: Path, n: int, smiles: list[str], repeats: int) -> dict[str, object]:
+    upgrade(url)
+    settings = Settings(database_url=url, data_dir=data_dir)
+    db = Database.from_settings(settings)
+    with db.session() as session:
+        run = Run(config={}, total_steps=0, status="succeeded")
+        session.add(run)
+        session.flush()
+        run_id = run.id
+    count, seconds = fill(db, run_id, molecules(smiles, n))
+    if db.dialect == "postgresql":
+        with db.engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE molecules")
+            conn.commit()
+    with TestClient(create_app(settings, db)) as client:
+        latencies = measure(client, run_id, repeats)
+    db.dispose()
+    return {"rows": count, "insert_per_s": count / seconds, "insert_s": seconds, "latency": latencies}
+
+
+def report(results: dict[str, dict[str, object]], args: argparse.Namespace) -> str:
+    lines = [
+        f"`.venv/bin/python benchmarks/service.py --molecules {args.molecules} --repeats {args.repeats}` — "
+        f"{platform.node()}, {platform.processor() or platform.machine()}, Python {platform.python_version()}, "
+        f"{time.strftime('%Y-%m-%d')}",
+        "",
+        "| database | bulk upsert (molecules/s) | query | p50 ms | p95 ms |",
+        "|---|---|---|---|---|",
+    ]
+    for name, result in results.items():
+        for i, (query, (p50, p95)) in enumerate(result["latency"].items()):  # type: ignore[union-attr]
+            rate = f"{result['insert_per_s']:,.0f} ({result['rows']:,} rows)" if i == 0 else ""
+            lines.append(f"| {name if i == 0 else ''} | {rate} | {query} | {p50:.1f} | {p95:.1f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--molecules", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--databases", nargs="+", default=["sqlite", "postgresql"])
+    args = parser.parse_args()
+    smiles = zinc_smiles(ZINC)
+    results: dict[str, dict[str, object]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        if "sqlite" in args.databases:
+            url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+            results["SQLite"] = run_one(url, Path(tmp), args.molecules, smiles, args.repeats)
+            print(report(results, args), flush=True)
+        if "postgresql" in args.databases:
+            with ThrowawayPostgres() as pg:
+                results["PostgreSQL 15"] = run_one(
+                    pg.create_database(), Path(tmp), args.molecules, smiles, args.repeats
+                )
+    print()
+    print(report(results, args))
+
+
+if __name__ == "__main__":
+    main()
