@@ -2,7 +2,7 @@
 and PostgreSQL; bulk upsert rate, then p50/p95 latency through the REST API (in-process ASGI) of
 the first and the 100th page sorted by reward, a reward-range filter and a SMARTS search.
 
-    .venv/bin/python benchmarks/service.py [--molecules 1000000] [--repeats 50] [--databases sqlite postgresql]
+    .venv/bin/python benchmarks/service.py [--molecules N] [--repeats R] [--databases sqlite postgresql]
 
 Rows carry reward, two scores and a small route; InChIKeys are not computed here (the worker does
 that per step, outside the measured write).
@@ -78,7 +78,7 @@ def percentiles(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
         fn()
         times.append((time.perf_counter() - start) * 1000)
     times.sort()
-    return statistics.median(times), times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))]
+    return statistics.median(times), times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
 
 
 def cursor_of_page(client: TestClient, url: str, page: int, limit: int) -> str:
@@ -139,7 +139,7 @@ def run_one(url: str, data_dir: Path, n: int, smiles: list[str], repeats: int) -
 def report(results: dict[str, dict[str, object]], args: argparse.Namespace) -> str:
     lines = [
         f"`.venv/bin/python benchmarks/service.py --molecules {args.molecules} --repeats {args.repeats}` — "
-        f"{platform.node()}, {platform.processor() or platform.machine()}, Python {platform.python_version()}, "
+        f"{platform.node()}, {platform.machine()}, Python {platform.python_version()}, "
         f"{time.strftime('%Y-%m-%d')}",
         "",
         "| database | bulk upsert (molecules/s) | query | p50 ms | p95 ms |",
