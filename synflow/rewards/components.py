@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WrapValidator, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WrapValidator, field_validator, model_validator
 
 from synflow.rewards.base import Scorer
 from synflow.rewards.chem import FingerprintKind, parse_smiles
@@ -147,6 +147,12 @@ class SubstructureComponent(ComponentBase):
         if bad:
             raise ValueError(f"invalid SMARTS: {', '.join(bad)}")
         return patterns
+
+    @model_validator(mode="after")
+    def _some_pattern(self) -> SubstructureComponent:
+        if not self.required and not self.forbidden:
+            raise ValueError("give at least one `required` or `forbidden` SMARTS")
+        return self
 
     def build(self) -> Scorer:
         from synflow.rewards.molecular import SubstructureScorer

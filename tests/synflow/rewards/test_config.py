@@ -68,6 +68,7 @@ def test_errors_carry_field_paths_without_union_tags() -> None:
     assert locations({"components": [same_ends]}) == ["components.0.transform"]
     assert locations({"components": [{"type": "qed", "wieght": 2}]}) == ["components.0.wieght"]
     assert locations({"components": []}) == ["components"]
+    assert locations({"components": [{"type": "substructure"}]}) == ["components.0"]
 
 
 def test_round_trip_and_fingerprint() -> None:
