@@ -166,10 +166,14 @@
           if (lib.bundled || !lib.path) continue;
           select.append(el("option", { value: lib.path, text: `${lib.name} (${lib.size} entries)` }));
         }
-      } catch (_) { /* the bundled default stays available */ }
+      } catch (err) {
+        select.closest(".field").querySelector(".field-error").textContent =
+          `Uploaded entries could not be listed (${err.message}); the bundled default works.`;
+      }
     };
-    await Promise.all([fill("/libraries", document.getElementById("f-library")),
-      fill("/template-sets", document.getElementById("f-templates"))]);
+    // One after the other: the service registers the bundled entries on the first listing.
+    await fill("/libraries", document.getElementById("f-library"));
+    await fill("/template-sets", document.getElementById("f-templates"));
   }
 
   async function init() {
