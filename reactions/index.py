@@ -145,8 +145,11 @@ def _pattern_table(templates: TemplateSet) -> _PatternTable:
                          tuple(pattern_of_row), slot_start)
 
 
-def _match_chunk(task: tuple[list[str], tuple[Chem.Mol, ...], tuple[PatternScreen, ...]]) -> list[np.ndarray]:
-    """For each pattern, the chunk-local indices of the molecules that match it."""
+_MatchTask = tuple[list[str], tuple[Chem.Mol, ...], tuple[PatternScreen, ...]]
+
+
+def _match_chunk(task: _MatchTask) -> tuple[list[np.ndarray], dict[str, int]]:
+    """For each pattern, the chunk-local indices of the molecules that match it; and screen counts."""
     smiles, patterns, screens = task
     with rdBase.BlockLogs():
         parsed = [Chem.MolFromSmiles(s) for s in smiles]
@@ -155,25 +158,32 @@ def _match_chunk(task: tuple[list[str], tuple[Chem.Mol, ...], tuple[PatternScree
     screen = FeatureScreen(mols)
     local_of = np.asarray(valid, dtype=np.int32)
     matches = []
+    stats = {"pairs": len(mols) * len(patterns), "screened_out": 0, "settled_by_screen": 0, "rdkit_calls": 0}
     for pattern, pattern_screen_ in zip(patterns, screens, strict=True):
         candidates, exact = screen.candidates(pattern_screen_)
         hits = np.flatnonzero(candidates)
-        if not exact:
+        stats["screened_out"] += len(mols) - len(hits)
+        if exact:
+            stats["settled_by_screen"] += len(hits)
+        else:
+            stats["rdkit_calls"] += len(hits)
             hits = np.asarray([i for i in hits.tolist() if mols[i].HasSubstructMatch(pattern)], np.int64)
         matches.append(local_of[hits.astype(np.int64)])
-    return matches
+    return matches, stats
 
 
-def _match_all(smiles: list[str], table: _PatternTable, workers: int) -> list[np.ndarray]:
+def _match_all(smiles: list[str], table: _PatternTable,
+               workers: int) -> tuple[list[np.ndarray], dict[str, int]]:
     n_chunks = 1 if workers <= 1 else workers * _CHUNKS_PER_WORKER
     ranges = split_evenly(len(smiles), n_chunks)
     tasks = [(smiles[a:b], table.patterns, table.screens) for a, b in ranges]
     results = map_chunks(_match_chunk, tasks, workers)
     per_pattern = []
     for p in range(len(table.patterns)):
-        parts = [result[p] + start for result, (start, _) in zip(results, ranges, strict=True)]
+        parts = [matches[p] + start for (matches, _), (start, _) in zip(results, ranges, strict=True)]
         per_pattern.append(np.concatenate(parts).astype(np.int32) if parts else np.zeros(0, np.int32))
-    return per_pattern
+    totals = {key: sum(stats[key] for _, stats in results) for key in results[0][1]} if results else {}
+    return per_pattern, totals
 
 
 def index_key(library: BuildingBlockLibrary, templates: TemplateSet) -> str:
@@ -190,7 +200,7 @@ def compute_compatibility_index(library: BuildingBlockLibrary, templates: Templa
     if workers is None:  # automatic: all cores, unless the library is too small to pay for a pool
         workers = default_workers() if len(library) >= _PARALLEL_MIN_BLOCKS else 1
     table = _pattern_table(templates)
-    per_pattern = _match_all(library.smiles, table, workers)
+    per_pattern, stats = _match_all(library.smiles, table, workers)
     rows = [per_pattern[p] for p in table.pattern_of_row]
     offsets = np.cumsum([0] + [len(r) for r in rows]).astype(np.int64)
     blocks = np.concatenate(rows).astype(np.int32) if rows else np.zeros(0, np.int32)
@@ -198,7 +208,7 @@ def compute_compatibility_index(library: BuildingBlockLibrary, templates: Templa
         "format": INDEX_FORMAT, "key": index_key(library, templates), "n_blocks": len(library),
         "n_templates": len(templates), "library_hash": library.content_hash(),
         "templates_hash": templates.content_hash(), "rdkit": rdkit.__version__,
-        "distinct_patterns": len(table.patterns), "slots": len(rows),
+        "distinct_patterns": len(table.patterns), "slots": len(rows), "screen": stats,
     }
     return CompatibilityIndex(offsets, blocks, table.slot_start, meta)
 
