@@ -1,0 +1,409 @@
+"""The hypergrid experiment of the f-TB paper, with torchgfn's TB side by side.
+
+Every run trains a GFlowNet on a hypergrid for a fixed budget of sampled trajectories and, at regular
+trajectory counts, evaluates the model's exact terminal distribution by dynamic programming
+(``synflow.hypergrid.terminal_distribution``): exact L1 and JSD to the target and the modes the model
+covers, plus the modes reached so far by training samples. torchgfn's policy is evaluated with the
+same dynamic programme, so the two are compared at equal trajectory counts on equal terms.
+
+    python benchmarks/hypergrid.py --quick          # < 10 min on 2 cores
+    python benchmarks/hypergrid.py                  # the full experiment (about 90 min on 2 cores)
+
+Writes ``benchmarks/results/hypergrid[-quick].json`` and ``.png``. Each run is its own process (one
+torch thread, two processes at most) so runs never share a core and torchgfn's import side effects
+(``gfn.gym`` sets the global multiprocessing start method) stay in its own process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing
+import platform
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+# The f-TB members compared; "alpha_anneal" anneals α linearly from 0.75 to 1.2 over the run.
+FAMILY: dict[str, dict[str, Any]] = {
+    "forward_kl": {"divergence": "forward_kl"},
+    "hellinger": {"divergence": "hellinger"},
+    "reverse_kl": {"divergence": "reverse_kl"},
+    "pearson": {"divergence": "pearson"},
+    "alpha_anneal": {"divergence": "alpha", "alpha": 0.75, "alpha_end": 1.2, "alpha_schedule": "linear"},
+}
+POLICY_MODES: dict[str, dict[str, Any]] = {
+    "on": {},
+    "off": {"epsilon": 0.1, "replay_capacity": 10_000, "replay_batch": 16},
+}
+
+
+@dataclass(frozen=True)
+class Suite:
+    """One grid and budget: the family on and off policy, and torchgfn's TB, over seeds."""
+
+    name: str
+    dim: int
+    side: int
+    r0: float
+    budget: int
+    seeds: tuple[int, ...]
+    methods: tuple[str, ...] = tuple(FAMILY)
+    modes: tuple[str, ...] = tuple(POLICY_MODES)
+    torchgfn_seeds: tuple[int, ...] = (0,)
+    evaluations: int = 20
+    batch_size: int = 16
+
+
+@dataclass(frozen=True)
+class Job:
+    suite: Suite
+    method: str  # a FAMILY key, or "torchgfn_tb"
+    policy_mode: str
+    seed: int
+    common: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.suite.name}/{self.method}/{self.policy_mode}/seed{self.seed}"
+
+
+def suites(quick: bool) -> list[Suite]:
+    """The runs, most important first (the pool takes them in this order)."""
+    if quick:
+        return [
+            Suite("2d-h32-quick", 2, 32, 1e-3, budget=48_000, seeds=(0,), evaluations=8),
+            Suite(
+                "4d-h8-quick", 4, 8, 0.1, budget=16_000, seeds=(0,), methods=("forward_kl",), evaluations=4
+            ),
+        ]
+    # Sized for about 11,000 CPU-seconds (two dedicated cores for ~95 min): on-policy to 400k
+    # trajectories with 3 seeds, off-policy to 200k, torchgfn's TB once per grid.
+    on, off = ("on",), ("off",)
+    return [
+        Suite("2d-h64", 2, 64, 1e-3, budget=400_000, seeds=(0, 1, 2), modes=on),
+        Suite("2d-h64", 2, 64, 1e-3, budget=200_000, seeds=(0, 1, 2), modes=off, torchgfn_seeds=()),
+        Suite("4d-h8", 4, 8, 0.1, budget=400_000, seeds=(0,), methods=("forward_kl",), modes=on),
+        Suite("2d-h128", 2, 128, 1e-3, budget=200_000, seeds=(0,), methods=("forward_kl",), modes=on),
+    ]
+
+
+def jobs(selected: list[Suite]) -> Iterator[Job]:
+    for suite in selected:
+        for seed in suite.torchgfn_seeds:
+            yield Job(suite, "torchgfn_tb", "on", seed)
+        for seed in suite.seeds:
+            for mode in suite.modes:
+                for method in suite.methods:
+                    yield Job(suite, method, mode, seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# One run (in its own process).
+# ---------------------------------------------------------------------------------------------
+
+
+def run_job(job: Job) -> dict[str, Any]:
+    from synflow.runtime import configure_torch_threads
+
+    configure_torch_threads(1)
+    runner = run_torchgfn if job.method == "torchgfn_tb" else run_synflow
+    started = time.perf_counter()
+    curve = runner(job)
+    return {
+        "key": job.key,
+        "suite": asdict(job.suite),
+        "method": job.method,
+        "policy_mode": job.policy_mode,
+        "seed": job.seed,
+        "curve": curve,
+        "wall_s": time.perf_counter() - started,
+    }
+
+
+def _checkpoints(suite: Suite) -> list[int]:
+    return [round(suite.budget * (i + 1) / suite.evaluations) for i in range(suite.evaluations)]
+
+
+def _point(trajectories: int, metrics: Any, modes_sampled: int, cpu: float, wall: float) -> dict[str, Any]:
+    return {
+        "trajectories": trajectories,
+        "l1": metrics.l1,
+        "jsd": metrics.jsd,
+        "modes_exact": metrics.modes_found,
+        "mode_mass": list(metrics.mode_mass),
+        "modes_sampled": modes_sampled,
+        "cpu_s": cpu,
+        "wall_s": wall,
+    }
+
+
+def run_synflow(job: Job) -> list[dict[str, Any]]:
+    from synflow.hypergrid import HypergridConfig, HypergridTrainer
+
+    suite = job.suite
+    cfg = HypergridConfig(
+        dim=suite.dim,
+        side=suite.side,
+        r0=suite.r0,
+        batch_size=suite.batch_size,
+        steps=math.ceil(suite.budget / suite.batch_size),
+        seed=job.seed,
+        **FAMILY[job.method],
+        **POLICY_MODES[job.policy_mode],
+    )
+    trainer = HypergridTrainer(cfg)
+    curve: list[dict[str, Any]] = []
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    for target in _checkpoints(suite):
+        while trainer.trajectories < target:
+            res = trainer.step()
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        point = _point(trainer.trajectories, trainer.evaluate(), res.modes_sampled, cpu, wall)
+        point["mean_length"] = res.mean_length
+        curve.append(point)
+        cpu0 += time.process_time() - cpu0 - cpu  # evaluation time is not training time
+        wall0 += time.perf_counter() - wall0 - wall
+    return curve
+
+
+def run_torchgfn(job: Job) -> list[dict[str, Any]]:
+    """torchgfn's TB as in its ``train_hypergrid_simple.py``: MLP 2×256 on k-hot states, uniform P_B,
+    Adam 1e-3 (policy) / 1e-1 (log Z), on-policy with saved log-probs, no exploration, no clipping."""
+    import torch
+
+    start_method = multiprocessing.get_start_method(allow_none=True)
+    from gfn.estimators import DiscretePolicyEstimator
+    from gfn.gflownet import TBGFlowNet
+    from gfn.gym import HyperGrid
+    from gfn.preprocessors import KHotPreprocessor
+    from gfn.samplers import Sampler
+    from gfn.utils.modules import MLP, DiscreteUniform
+
+    multiprocessing.set_start_method(start_method, force=True)  # undo gfn.gym's global "fork"
+    from synflow.hypergrid import Hypergrid
+
+    suite = job.suite
+    torch.manual_seed(job.seed)
+    kwargs = {"R0": suite.r0, "R1": 0.5, "R2": 2.0}
+    env = HyperGrid(ndim=suite.dim, height=suite.side, reward_fn_kwargs=kwargs, validate_modes=False)
+    pre = KHotPreprocessor(height=suite.side, ndim=suite.dim)
+    pf = DiscretePolicyEstimator(MLP(pre.output_dim, env.n_actions), env.n_actions, preprocessor=pre)
+    pb_module = DiscreteUniform(output_dim=env.n_actions - 1)
+    pb = DiscretePolicyEstimator(pb_module, env.n_actions, preprocessor=pre, is_backward=True)
+    gflownet = TBGFlowNet(pf=pf, pb=pb, init_logZ=0.0)
+    sampler = Sampler(estimator=pf)
+    optimizer = torch.optim.Adam(gflownet.pf_pb_parameters(), lr=1e-3)
+    optimizer.add_param_group({"params": gflownet.logz_parameters(), "lr": 1e-1})
+    grid = Hypergrid(suite.dim, suite.side, suite.r0)
+    _check_same_reward(env, grid)
+    seen = torch.zeros(grid.n_modes, dtype=torch.bool)
+    curve: list[dict[str, Any]] = []
+    done = 0
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    for target in _checkpoints(suite):
+        while done < target:
+            trajectories = sampler.sample_trajectories(env, n=suite.batch_size, save_logprobs=True)
+            optimizer.zero_grad()
+            loss = gflownet.loss(env, trajectories, recalculate_all_logprobs=False)
+            loss.backward()
+            optimizer.step()
+            done += suite.batch_size
+            ids = grid.mode_id(trajectories.terminating_states.tensor)
+            seen[ids[ids >= 0]] = True
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        curve.append(_point(done, _torchgfn_metrics(grid, pf.module), int(seen.sum()), cpu, wall))
+        cpu0 += time.process_time() - cpu0 - cpu
+        wall0 += time.perf_counter() - wall0 - wall
+    return curve
+
+
+def _khot(grid: Any, states: Any) -> Any:
+    import torch
+
+    return torch.nn.functional.one_hot(states, grid.side).reshape(len(states), -1).float()
+
+
+def _check_same_reward(env: Any, grid: Any) -> None:
+    import torch
+
+    states = grid.all_states()
+    theirs = env.reward_fn(states).to(torch.float64)
+    if not torch.allclose(theirs, grid.reward(states), rtol=1e-6):
+        raise RuntimeError("torchgfn's hypergrid reward differs from synflow's")
+
+
+def _torchgfn_metrics(grid: Any, module: Any) -> Any:
+    """torchgfn's forward policy on every state, through synflow's exact dynamic programme."""
+    import torch
+
+    from synflow.hypergrid import exact_metrics, forward_log_probs, terminal_distribution
+
+    states = grid.all_states()
+    with torch.no_grad():
+        logits = module(_khot(grid, states)).to(torch.float64)
+    return exact_metrics(grid, terminal_distribution(grid, forward_log_probs(logits, states, grid.side)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Orchestration, output, plot.
+# ---------------------------------------------------------------------------------------------
+
+
+def run_all(selected: list[Suite], out: Path, processes: int) -> dict[str, Any]:
+    report = _load(out) or _header()
+    done = {r["key"] for r in report["runs"]}
+    todo = [j for j in jobs(selected) if j.key not in done]
+    print(f"{len(todo)} runs to do ({len(done)} already in {out.name}), {processes} processes")
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(processes, maxtasksperchild=1) as pool:
+        for result in pool.imap_unordered(run_job, todo):
+            report["runs"].append(result)
+            _save(out, report)
+            print(_one_line(result), flush=True)
+    return report
+
+
+def _header() -> dict[str, Any]:
+    import torch
+
+    try:
+        from importlib.metadata import version
+
+        gfn_version = version("torchgfn")
+    except Exception:  # torchgfn is the optional "bench" extra
+        gfn_version = None
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {multiprocessing.cpu_count()} CPU cores, {platform.processor()}",
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchgfn": gfn_version,
+        "torch_threads_per_process": 1,
+        "family": FAMILY,
+        "policy_modes": POLICY_MODES,
+        "runs": [],
+    }
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _save(path: Path, report: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(report, indent=1))
+    tmp.replace(path)
+
+
+def _one_line(result: dict[str, Any]) -> str:
+    last = result["curve"][-1]
+    rate = last["trajectories"] / last["cpu_s"]
+    return (
+        f"{result['key']:<40} L1 {last['l1']:.3f}  JSD {last['jsd']:.4f}  modes exact {last['modes_exact']}"
+        f"  sampled {last['modes_sampled']}  {rate:,.0f} traj/CPU-s  ({result['wall_s']:.0f} s wall)"
+    )
+
+
+def summarise(report: dict[str, Any]) -> list[str]:
+    """Markdown rows: per suite/method/mode, mean over seeds at ¼, ½ and all of the budget."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for run in report["runs"]:
+        groups.setdefault((run["suite"]["name"], run["method"], run["policy_mode"]), []).append(run)
+    rows = [
+        "| grid | method | policy | seeds | exact L1 at ¼ / ½ / 1 budget | modes exact (sampled) at end"
+        " | traj/CPU-s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for (suite, method, mode), runs in sorted(groups.items()):
+        n = len(runs[0]["curve"])
+        picks = [max(0, n // 4 - 1), max(0, n // 2 - 1), n - 1]
+        l1 = " / ".join(f"{_mean([r['curve'][i]['l1'] for r in runs]):.3f}" for i in picks)
+        exact = "/".join(str(r["curve"][-1]["modes_exact"]) for r in runs)
+        sampled = "/".join(str(r["curve"][-1]["modes_sampled"]) for r in runs)
+        rate = _mean([r["curve"][-1]["trajectories"] / r["curve"][-1]["cpu_s"] for r in runs])
+        rows.append(
+            f"| {suite} | {method} | {mode} | {len(runs)} | {l1} | {exact} ({sampled}) | {rate:,.0f} |"
+        )
+    return rows
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(dict.fromkeys(r["suite"]["name"] for r in report["runs"]))
+    modes = list(POLICY_MODES)
+    fig, axes = plt.subplots(
+        2 * len(names), len(modes), figsize=(5 * len(modes), 3.2 * 2 * len(names)), squeeze=False
+    )
+    colours = dict(zip([*FAMILY, "torchgfn_tb"], plt.get_cmap("tab10").colors, strict=False))
+    for i, name in enumerate(names):
+        for j, mode in enumerate(modes):
+            _panel(axes[2 * i, j], axes[2 * i + 1, j], report, name, mode, colours)
+            axes[2 * i, j].set_title(f"{name}, {mode}-policy", fontsize=10)
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def _panel(ax_jsd: Any, ax_modes: Any, report: dict[str, Any], suite: str, mode: str, colours: dict) -> None:
+    by_method: dict[str, list[dict[str, Any]]] = {}
+    for run in report["runs"]:
+        if run["suite"]["name"] != suite:
+            continue
+        if run["policy_mode"] == mode or run["method"] == "torchgfn_tb":
+            by_method.setdefault(run["method"], []).append(run)
+    for method, runs in by_method.items():
+        x = [p["trajectories"] for p in runs[0]["curve"]]
+        style = "--" if method == "torchgfn_tb" else "-"
+        for ax, key in ((ax_jsd, "jsd"), (ax_modes, "modes_sampled")):
+            ys = [[p[key] for p in r["curve"]] for r in runs]
+            mean = [_mean(list(col)) for col in zip(*ys, strict=True)]
+            ax.plot(x, mean, style, color=colours[method], label=f"{method} ({len(runs)})", lw=1.4)
+            if len(runs) > 1:
+                lo = [min(col) for col in zip(*ys, strict=True)]
+                hi = [max(col) for col in zip(*ys, strict=True)]
+                ax.fill_between(x, lo, hi, color=colours[method], alpha=0.15)
+    ax_jsd.set_ylabel("exact JSD (nats)")
+    ax_jsd.set_yscale("log")
+    ax_modes.set_ylabel("modes found (samples)")
+    ax_modes.set_xlabel("trajectories")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="small grids, one seed (< 10 min on 2 cores)")
+    parser.add_argument("--processes", type=int, default=2, help="runs in parallel, one core each")
+    parser.add_argument("--out", type=Path, default=None, help="JSON path (resumes runs already in it)")
+    parser.add_argument("--only", default=None, help="run only suites whose name contains this")
+    parser.add_argument("--plot-only", action="store_true", help="redraw the plot from the JSON")
+    args = parser.parse_args()
+    out = args.out or RESULTS / ("hypergrid-quick.json" if args.quick else "hypergrid.json")
+    selected = [s for s in suites(args.quick) if args.only is None or args.only in s.name]
+    report = _load(out) if args.plot_only else run_all(selected, out, args.processes)
+    if report is None:
+        raise SystemExit(f"nothing to plot: {out} does not exist")
+    plot(report, out.with_suffix(".png"))
+    print("\n".join(summarise(report)))
+    print(f"wrote {out} and {out.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    main()
