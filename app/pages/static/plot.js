@@ -2,7 +2,7 @@
 "use strict";
 (() => {
   const NS = "http://www.w3.org/2000/svg";
-  const W = 400, H = 200, M = { left: 46, right: 10, top: 10, bottom: 26 };
+  const W = 400, H = 200, M = { left: 46, right: 18, top: 10, bottom: 26 };
   const COLORS = ["#1f5fa8", "#c2410c", "#15803d", "#7e22ce", "#a16207"];
 
   function svgEl(tag, attrs = {}) {

@@ -29,7 +29,7 @@
     text("c-loss", fmt(m.loss));
     text("c-logz", fmt(m.log_z));
     text("c-device", run.device || "–");
-    text("c-started", fmtTime(run.started_at));
+    text("c-started", run.started_at ? fmtTime(run.started_at).split(", ").pop() : "–");
     text("c-elapsed", run.started_at ? fmtDuration(secondsBetween(run.started_at, run.finished_at)) : "–");
     text("c-eta", run.status === "running" ? fmtDuration(run.progress.eta_seconds) : "–");
     text("c-attempts", fmt(run.attempts));

@@ -1,7 +1,8 @@
 """End to end in headless chromium against ``synflow serve``: launch a run from the form, watch the
 dashboard update, browse and filter molecules, open a route, export a selection, compare runs.
 
-The tests share one server and run in file order: the first starts the run the others read.
+One test drives the whole story in order (the later steps read the runs the earlier ones start), so
+it stays on one server under pytest-xdist; each step is a function of its own.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import csv
 import io
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +21,6 @@ from tests.app.pages.conftest import Server, screenshot
 
 pytestmark = pytest.mark.slow
 RUN_TIMEOUT_S = 150
-STATE: dict[str, Any] = {}
 
 
 def _fill_small_run(page: Any, server: Server, name: str, steps: int) -> None:
@@ -32,7 +33,7 @@ def _fill_small_run(page: Any, server: Server, name: str, steps: int) -> None:
     page.select_option("#f-device", value="cpu")
 
 
-def test_form_shows_api_errors_next_to_fields(browser: Any, server: Server, page: Any) -> None:
+def check_form_shows_api_errors_next_to_fields(server: Server, page: Any) -> None:
     page.goto(server.url + "/runs/new")
     page.wait_for_selector(".component[data-type=sa]")
     _fill_small_run(page, server, "invalid", steps=-3)
@@ -54,7 +55,7 @@ def test_form_shows_api_errors_next_to_fields(browser: Any, server: Server, page
     screenshot(page, "new_run_errors")
 
 
-def test_start_run_from_form_and_watch_dashboard(browser: Any, server: Server, page: Any) -> None:
+def start_run_from_form_and_watch_dashboard(server: Server, page: Any) -> tuple[str, str]:
     page.goto(server.url + "/runs/new")
     page.wait_for_selector(".component[data-type=sa]")
     _fill_small_run(page, server, "e2e-reverse-kl", steps=6)
@@ -62,11 +63,11 @@ def test_start_run_from_form_and_watch_dashboard(browser: Any, server: Server, p
     # Keyboard, not the mouse: a full-page screenshot leaves chromium's click coordinates stale.
     page.focus("#submit")
     page.keyboard.press("Enter")
-    page.wait_for_function("location.pathname !== '/runs/new' || !document.querySelector('#form-errors').hidden")
+    page.wait_for_function(
+        "location.pathname !== '/runs/new' || !document.querySelector('#form-errors').hidden")
     assert page.locator("#form-errors").is_hidden(), page.text_content("#form-errors")
     page.wait_for_url(re.compile(r"/runs/[0-9a-f]{32}$"))
     run_id = page.url.rsplit("/", 1)[1]
-    STATE["run_id"] = run_id
     # A second run, queued behind the first on the one worker, for the comparison.
     with server.api() as api:
         response = api.get(f"/runs/{run_id}")
@@ -75,7 +76,7 @@ def test_start_run_from_form_and_watch_dashboard(browser: Any, server: Server, p
                  "training": {**config["training"], "steps": 3}}
         created = api.post("/runs", json={"config": other, "name": "e2e-forward-kl"})
         assert created.status_code == 201, created.text
-        STATE["other_id"] = created.json()["id"]
+        other_id = created.json()["id"]
 
     seen_steps: set[str] = set()
     deadline = time.monotonic() + RUN_TIMEOUT_S
@@ -96,7 +97,7 @@ def test_start_run_from_form_and_watch_dashboard(browser: Any, server: Server, p
     page.wait_for_selector("#p-hist rect")
     page.wait_for_selector("#best .mol-card img")
     assert int(page.text_content("#c-molecules").replace(",", "")) > 0
-    assert page.is_disabled("#cancel") and page.is_disabled("#resume"), "a succeeded run neither cancels nor resumes"
+    assert page.is_disabled("#cancel") and page.is_disabled("#resume"), "succeeded: no cancel, no resume"
     assert '"max_reactions"' in page.text_content("#config")
     screenshot(page, "dashboard")
 
@@ -105,10 +106,10 @@ def test_start_run_from_form_and_watch_dashboard(browser: Any, server: Server, p
     row.wait_for()
     assert "succeeded" in row.text_content()
     screenshot(page, "runs")
+    return run_id, other_id
 
 
-def test_browse_filter_open_route_and_export(browser: Any, server: Server, page: Any) -> None:
-    run_id = STATE.get("run_id") or pytest.skip("needs the run started by the previous test")
+def browse_filter_open_route_and_export(server: Server, page: Any, run_id: str) -> None:
     page.goto(f"{server.url}/runs/{run_id}/molecules")
     page.wait_for_selector("#grid .mol-card")
     before = page.locator("#grid .mol-card").count()
@@ -136,12 +137,12 @@ def test_browse_filter_open_route_and_export(browser: Any, server: Server, page:
     assert page.text_content("#selection-count") == f"{chosen} selected"
     with page.expect_download() as download_info:
         page.click("#export-csv")
-    rows = list(csv.DictReader(io.StringIO(open(download_info.value.path()).read())))
+    rows = list(csv.DictReader(io.StringIO(Path(download_info.value.path()).read_text())))
     assert [r["smiles"] for r in rows] == shown[:chosen]
     assert "score_qed" in rows[0] and float(rows[0]["reward"]) > 0
     with page.expect_download() as download_info:
         page.click("#export-sdf")
-    sdf = open(download_info.value.path()).read()
+    sdf = Path(download_info.value.path()).read_text()
     assert sdf.count("$$$$") == chosen and "<score_sa>" in sdf
 
     screenshot(page, "molecules_smarts")
@@ -157,14 +158,12 @@ def test_browse_filter_open_route_and_export(browser: Any, server: Server, page:
     assert any(name in ("amide coupling", "Suzuki coupling", "esterification") for name in reaction_names)
     assert page.text_content("#mol-facts").count(shown[0]) == 1
     assert page.locator("#scores tbody tr").count() == 3  # reward, qed, sa
-    page.wait_for_function("[...document.querySelectorAll('.route-step img')].every(i => i.complete && i.naturalWidth > 0)")
+    page.wait_for_function(
+        "[...document.querySelectorAll('.route-step img')].every(i => i.complete && i.naturalWidth > 0)")
     screenshot(page, "molecule_route")
 
 
-def test_compare_two_runs(browser: Any, server: Server, page: Any) -> None:
-    run_id, other_id = STATE.get("run_id"), STATE.get("other_id")
-    if not run_id or not other_id:
-        pytest.skip("needs the runs started by the earlier test")
+def compare_two_runs(server: Server, page: Any, run_id: str, other_id: str) -> None:
     with server.api() as api:
         deadline = time.monotonic() + RUN_TIMEOUT_S
         while api.get(f"/runs/{other_id}").json()["status"] in ("queued", "running"):
@@ -180,7 +179,15 @@ def test_compare_two_runs(browser: Any, server: Server, page: Any) -> None:
     screenshot(page, "molecules_compare")
 
 
-def test_unknown_run_is_a_404_page(browser: Any, server: Server, page: Any) -> None:
+def check_unknown_run_is_a_404_page(server: Server, page: Any) -> None:
     response = page.goto(server.url + "/runs/" + "0" * 32)
     assert response.status == 404
     assert "There is no run" in page.text_content("main")
+
+
+def test_pages_end_to_end(browser: Any, server: Server, page: Any) -> None:
+    check_form_shows_api_errors_next_to_fields(server, page)
+    run_id, other_id = start_run_from_form_and_watch_dashboard(server, page)
+    browse_filter_open_route_and_export(server, page, run_id)
+    compare_two_runs(server, page, run_id, other_id)
+    check_unknown_run_is_a_404_page(server, page)
