@@ -86,6 +86,11 @@ class Hypergrid:
         strides = self.side ** torch.arange(self.dim - 1, -1, -1, device=states.device)
         return (states * strides).sum(-1)
 
+    def unflatten(self, index: Tensor) -> Tensor:
+        """The states [N, D] of flat indices [N] (the inverse of ``flat_index``)."""
+        strides = self.side ** torch.arange(self.dim - 1, -1, -1, device=index.device)
+        return index.unsqueeze(-1) // strides % self.side
+
     def _bands(self, states: Tensor) -> tuple[Tensor, Tensor]:
         """Per-state [all coords in the outer ring], [all coords in the band], in exact integers.
 
@@ -314,10 +319,12 @@ class TrajectoryLogProbs:
 
 
 def trajectory_log_probs(env: Hypergrid, policy: nn.Module, batch: Trajectories) -> TrajectoryLogProbs:
-    """Σ log P_F and Σ log P_B of each trajectory, with gradients, from one pass over all its states.
+    """Σ log P_F and Σ log P_B of each trajectory, with gradients, from one pass over its states.
 
-    P_B is uniform over the parents (the non-zero coordinates) unless the policy learns it. The stop
-    transition has P_B = 1.
+    Trajectories of a batch share many states (all start at the origin; at batch 16 on a 64×64 grid
+    about 40 % of visited states repeat), so the network runs once per distinct state and each step
+    reads its row. P_B is uniform over the parents (the non-zero coordinates) unless the policy
+    learns it. The stop transition has P_B = 1.
     """
     actions = batch.actions
     valid = actions >= 0
@@ -325,15 +332,20 @@ def trajectory_log_probs(env: Hypergrid, policy: nn.Module, batch: Trajectories)
     inc = F.one_hot(actions.clamp(0, env.dim), env.n_actions)[..., : env.dim] * moves[..., None]
     after = inc.cumsum(1)  # the state after action t
     before = after - inc  # the state action t is taken in
-    states = before[valid]
+    distinct, row_of_state = torch.unique(env.flat_index(before[valid]), return_inverse=True)
+    states = env.unflatten(distinct)
     taken = actions[valid]
-    rows = torch.arange(batch.size).unsqueeze(1).expand_as(actions)[valid]
+    rows = _rows_of(valid)
     logits = policy(states)
     dtype = logits.dtype
-    lp = forward_log_probs(logits, states, env.side).gather(1, taken[:, None]).squeeze(1)
+    lp = forward_log_probs(logits, states, env.side)[row_of_state, taken]
     log_pf = torch.zeros(batch.size, dtype=dtype).index_add(0, rows, lp)
     if getattr(policy, "learn_backward", False):
-        log_pb = _learned_log_pb(logits, states, actions, valid, rows, batch.size)
+        lpb = backward_log_probs(logits, states)
+        previous = F.pad(actions[:, :-1], (1, 0), value=-1)[valid]  # the move that led into s_t
+        has_parent = previous >= 0
+        terms = lpb[row_of_state[has_parent], previous[has_parent]]
+        log_pb = torch.zeros(batch.size, dtype=dtype).index_add(0, rows[has_parent], terms)
     else:
         parents = (after[moves] > 0).sum(-1).to(dtype)
         log_pb = torch.zeros(batch.size, dtype=dtype).index_add(0, _rows_of(moves), -parents.log())
@@ -341,18 +353,8 @@ def trajectory_log_probs(env: Hypergrid, policy: nn.Module, batch: Trajectories)
 
 
 def _rows_of(mask: Tensor) -> Tensor:
+    """The batch row of every True entry of a [B, T] mask, in row-major order."""
     return torch.arange(mask.shape[0]).unsqueeze(1).expand_as(mask)[mask]
-
-
-def _learned_log_pb(
-    logits: Tensor, states: Tensor, actions: Tensor, valid: Tensor, rows: Tensor, size: int
-) -> Tensor:
-    """log P_B(s_{t−1}|s_t) for t ≥ 1 read from the backward logits at s_t (the same forward pass)."""
-    previous = F.pad(actions[:, :-1], (1, 0), value=-1)[valid]  # the move that led into s_t
-    has_parent = previous >= 0
-    lpb = backward_log_probs(logits[has_parent], states[has_parent])
-    terms = lpb.gather(1, previous[has_parent][:, None]).squeeze(1)
-    return torch.zeros(size, dtype=logits.dtype).index_add(0, rows[has_parent], terms)
 
 
 class ReplayBuffer:
