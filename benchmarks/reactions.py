@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import random
 import resource
@@ -139,10 +140,12 @@ def throughput(library: BuildingBlockLibrary, per_template: int, repeats: int) -
                 mols.setdefault(block, Chem.MolFromSmiles(library.smiles[block]))
             jobs.append((template, tuple(mols[b] for b in chosen)))
     ours_best = bare_best = float("inf")
+    blocker = rdBase.BlockLogs()  # both sides silent: printing failed sanitisations would dominate
     for _ in range(repeats):
         ours, ours_s = timed(lambda: [t.run(r) for t, r in jobs])
         bare, bare_s = timed(lambda: [bare_run(t.reaction, r) for t, r in jobs])
         ours_best, bare_best = min(ours_best, ours_s), min(bare_best, bare_s)
+    del blocker
     assert ours == bare, "the template runner must give exactly what plain RDKit gives"
     n_products = sum(len(p) for p in ours)
     return {"pairs": len(jobs), "products": n_products, "ours_per_s": n_products / ours_best,
@@ -160,7 +163,8 @@ def main() -> None:
     if not SHARED.is_dir():
         sys.exit(f"reference data not found at {SHARED}")
     print(f"# {date.today()} {platform.machine()} {default_workers()} cores, "
-          f"Python {platform.python_version()}, RDKit {rdBase.rdkitVersion}", flush=True)
+          f"Python {platform.python_version()}, RDKit {rdBase.rdkitVersion}, "
+          f"load average {os.getloadavg()[0]:.1f}", flush=True)
     library, load_s = timed(load_building_blocks, SHARED / "building_blocks" / "zincfrag_10k.smi.gz")
     print(f"zincfrag_10k library load (standardise + fingerprints + descriptors): {load_s:.2f} s, "
           f"{len(library)} blocks, {len(library.rejected)} rejected", flush=True)
@@ -175,6 +179,7 @@ def main() -> None:
     for key in ("index_s", "load_s", "parent_peak_mb", "worker_peak_mb"):
         slope, intercept = np.polyfit(n, [r[key] for r in results], 1)
         print(f"extrapolated {key} at 10^6 blocks: {slope * 1e6 + intercept:.1f}", flush=True)
+    print(f"# load average at the end {os.getloadavg()[0]:.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -68,10 +68,11 @@ class ReactionTemplate:
             raise ValueError(f"template {self.index} ({self.name}) takes {self.arity} reactants, "
                              f"got {len(reactants)}")
         products: set[str] = set()
-        for outcome in self.reaction.RunReactants(tuple(reactants)):
-            smiles = _outcome_smiles(outcome)
-            if smiles is not None:
-                products.add(smiles)
+        with rdBase.BlockLogs():  # failed sanitisations are expected; keep them off stderr
+            for outcome in self.reaction.RunReactants(tuple(reactants)):
+                smiles = _outcome_smiles(outcome)
+                if smiles is not None:
+                    products.add(smiles)
         return sorted(products)
 
 
