@@ -13,6 +13,7 @@ atom or one bond whose every leaf is understood, the screen is exact and no RDKi
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +35,9 @@ _BOND_PAIRS = {
     "SingleOrAromaticBond": (_SINGLE, _AROMATIC), "SingleOrDoubleBond": (_SINGLE, _DOUBLE),
     "DoubleOrAromaticBond": (_DOUBLE, _AROMATIC),
 }
+
+
+_LeafTest = Callable[[str, int, bool, np.ndarray], tuple[np.ndarray | None, bool]]
 
 
 @dataclass(frozen=True)
@@ -63,22 +67,22 @@ def parse_description(description: str) -> QueryNode:
     return build(0, 0)[0] if lines else QueryNode("NoQuery")
 
 
-def evaluate_atom_query(node: QueryNode, atoms: np.ndarray) -> tuple[np.ndarray, bool]:
-    """(mask of atoms that may satisfy the query, whether the mask is exact)."""
-    if node.text in ("AtomAnd", "AtomOr"):
-        results = [evaluate_atom_query(child, atoms) for child in node.children]
-        combine = np.logical_and if node.text == "AtomAnd" else np.logical_or
-        mask = combine.reduce([m for m, _ in results]) if results else np.ones(len(atoms), bool)
+def _evaluate(node: QueryNode, rows: np.ndarray, leaf: _LeafTest) -> tuple[np.ndarray, bool]:
+    """(mask of rows that may satisfy the query, whether the mask is exact)."""
+    if node.text in ("AtomAnd", "AtomOr", "BondAnd", "BondOr"):
+        results = [_evaluate(child, rows, leaf) for child in node.children]
+        combine = np.logical_and if node.text.endswith("And") else np.logical_or
+        mask = combine.reduce([m for m, _ in results]) if results else np.ones(len(rows), bool)
         return mask, all(exact for _, exact in results)
-    if node.text == "AtomNull":
-        return np.ones(len(atoms), bool), True
-    leaf = _LEAF.match(node.text)
-    if leaf is None or node.children:
-        return np.ones(len(atoms), bool), False
-    name, value, negated = leaf.group(1), int(leaf.group(2)), leaf.group(3) == "!="
-    mask, exact = _atom_leaf(name, value, negated, atoms)
+    if node.text in ("AtomNull", "BondNull"):
+        return np.ones(len(rows), bool), True
+    match = _LEAF.match(node.text)
+    if match is None or node.children:
+        return np.ones(len(rows), bool), False
+    name, value, negated = match.group(1), int(match.group(2)), match.group(3) == "!="
+    mask, exact = leaf(name, value, negated, rows)
     if mask is None:
-        return np.ones(len(atoms), bool), False
+        return np.ones(len(rows), bool), False
     return (~mask if negated else mask), exact
 
 
@@ -96,28 +100,24 @@ def _atom_leaf(name: str, value: int, negated: bool, atoms: np.ndarray) -> tuple
     return None, False
 
 
+def _bond_leaf(name: str, value: int, negated: bool, bonds: np.ndarray) -> tuple[np.ndarray | None, bool]:
+    if name == "BondOrder":
+        return bonds[:, BOND_TYPE] == value, True
+    if name in _BOND_PAIRS:
+        return np.isin(bonds[:, BOND_TYPE], _BOND_PAIRS[name]), True
+    if name == "BondInRing":
+        return bonds[:, BOND_IN_RING] == 1, True
+    return None, False
+
+
+def evaluate_atom_query(node: QueryNode, atoms: np.ndarray) -> tuple[np.ndarray, bool]:
+    """(mask of atoms that may satisfy the query, whether the mask is exact)."""
+    return _evaluate(node, atoms, _atom_leaf)
+
+
 def evaluate_bond_query(node: QueryNode, bonds: np.ndarray) -> tuple[np.ndarray, bool]:
     """(mask of bonds that may satisfy the query, whether the mask is exact)."""
-    if node.text in ("BondAnd", "BondOr"):
-        results = [evaluate_bond_query(child, bonds) for child in node.children]
-        combine = np.logical_and if node.text == "BondAnd" else np.logical_or
-        mask = combine.reduce([m for m, _ in results]) if results else np.ones(len(bonds), bool)
-        return mask, all(exact for _, exact in results)
-    if node.text == "BondNull":
-        return np.ones(len(bonds), bool), True
-    leaf = _LEAF.match(node.text)
-    if leaf is None or node.children:
-        return np.ones(len(bonds), bool), False
-    name, value, negated = leaf.group(1), int(leaf.group(2)), leaf.group(3) == "!="
-    if name == "BondOrder":
-        mask = bonds[:, BOND_TYPE] == value
-    elif name in _BOND_PAIRS:
-        mask = np.isin(bonds[:, BOND_TYPE], _BOND_PAIRS[name])
-    elif name == "BondInRing":
-        mask = bonds[:, BOND_IN_RING] == 1
-    else:
-        return np.ones(len(bonds), bool), False
-    return (~mask if negated else mask), True
+    return _evaluate(node, bonds, _bond_leaf)
 
 
 def atom_features(mols: list[Chem.Mol]) -> tuple[np.ndarray, np.ndarray]:
