@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.api.deps import get_session, get_settings
@@ -38,13 +39,16 @@ def ensure_bundled(request: Request, session: Session) -> None:
     """Record the bundled library and template set once per process (sizes need loading them)."""
     if getattr(request.app.state, "bundled_registered", False):
         return
+    existing = set(session.execute(select(Library.kind, Library.name)).tuples())
     for entry in bundled_entries():
-        exists = session.scalar(
-            select(Library.id).where(Library.kind == entry["kind"], Library.name == entry["name"])
-        )
-        if exists is None:
+        if (entry["kind"], entry["name"]) not in existing:
             session.add(Library(name=entry["name"], kind=entry["kind"], bundled=True, size=entry["size"]))
-    session.flush()
+    try:
+        session.commit()
+    except IntegrityError:
+        # Two first requests (or two API processes) raced to register the same bundled entry:
+        # the other one won, which is all we wanted.
+        session.rollback()
     request.app.state.bundled_registered = True
 
 
