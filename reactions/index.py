@@ -34,6 +34,7 @@ from reactions.templates import TemplateSet
 INDEX_FORMAT = 1
 _PARALLEL_MIN_BLOCKS = 2000  # below this a process pool costs more than it saves
 _CHUNKS_PER_WORKER = 4
+_MAX_CHUNK = 4000  # blocks a worker holds as RDKit molecules at once: bounds memory at any library size
 
 
 class CompatibilityIndex:
@@ -174,7 +175,7 @@ def _match_chunk(task: _MatchTask) -> tuple[list[np.ndarray], dict[str, int]]:
 
 def _match_all(smiles: list[str], table: _PatternTable,
                workers: int) -> tuple[list[np.ndarray], dict[str, int]]:
-    n_chunks = 1 if workers <= 1 else workers * _CHUNKS_PER_WORKER
+    n_chunks = max(1 if workers <= 1 else workers * _CHUNKS_PER_WORKER, -(-len(smiles) // _MAX_CHUNK))
     ranges = split_evenly(len(smiles), n_chunks)
     tasks = [(smiles[a:b], table.patterns, table.screens) for a, b in ranges]
     results = map_chunks(_match_chunk, tasks, workers)
