@@ -39,6 +39,7 @@ DESCRIPTOR_NAMES = (
 )
 _NON_STRICT = rdMolDescriptors.NumRotatableBondsOptions.NonStrict
 _PARALLEL_MIN_RECORDS = 4000  # below this a process pool costs more than it saves
+_MAX_CHUNK = 20_000  # records a worker handles at once: bounds memory at any file size
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,8 @@ def build_library(
     records = list(records)
     if workers is None:  # automatic: all cores, unless the input is too small to pay for a pool
         workers = default_workers() if len(records) >= _PARALLEL_MIN_RECORDS else 1
-    chunks = [(records[a:b], settings, fp_settings) for a, b in split_evenly(len(records), 4 * workers)]
+    n_chunks = max(4 * workers, -(-len(records) // _MAX_CHUNK))
+    chunks = [(records[a:b], settings, fp_settings) for a, b in split_evenly(len(records), n_chunks)]
     results = map_chunks(_process_chunk, chunks, workers)
     return _merge(results, settings, fp_settings, source)
 
