@@ -173,52 +173,72 @@ def run_synflow(job: Job) -> list[dict[str, Any]]:
     return curve
 
 
-def run_torchgfn(job: Job) -> list[dict[str, Any]]:
+class TorchgfnTB:
     """torchgfn's TB as in its ``train_hypergrid_simple.py``: MLP 2×256 on k-hot states, uniform P_B,
     Adam 1e-3 (policy) / 1e-1 (log Z), on-policy with saved log-probs, no exploration, no clipping."""
+
+    def __init__(self, dim: int, side: int, r0: float, seed: int, batch_size: int) -> None:
+        import torch
+
+        start_method = multiprocessing.get_start_method(allow_none=True)
+        from gfn.estimators import DiscretePolicyEstimator
+        from gfn.gflownet import TBGFlowNet
+        from gfn.gym import HyperGrid
+        from gfn.preprocessors import KHotPreprocessor
+        from gfn.samplers import Sampler
+        from gfn.utils.modules import MLP, DiscreteUniform
+
+        multiprocessing.set_start_method(start_method, force=True)  # undo gfn.gym's global "fork"
+        from synflow.hypergrid import Hypergrid
+
+        torch.manual_seed(seed)
+        kwargs = {"R0": r0, "R1": 0.5, "R2": 2.0}
+        self.env = HyperGrid(ndim=dim, height=side, reward_fn_kwargs=kwargs, validate_modes=False)
+        pre = KHotPreprocessor(height=side, ndim=dim)
+        self.pf_module = MLP(pre.output_dim, self.env.n_actions)
+        pf = DiscretePolicyEstimator(self.pf_module, self.env.n_actions, preprocessor=pre)
+        pb_module = DiscreteUniform(output_dim=self.env.n_actions - 1)
+        pb = DiscretePolicyEstimator(pb_module, self.env.n_actions, preprocessor=pre, is_backward=True)
+        self.gflownet = TBGFlowNet(pf=pf, pb=pb, init_logZ=0.0)
+        self.sampler = Sampler(estimator=pf)
+        self.optimizer = torch.optim.Adam(self.gflownet.pf_pb_parameters(), lr=1e-3)
+        self.optimizer.add_param_group({"params": self.gflownet.logz_parameters(), "lr": 1e-1})
+        self.batch_size = batch_size
+        self.grid = Hypergrid(dim, side, r0)
+        _check_same_reward(self.env, self.grid)
+
+    def step(self) -> Any:
+        """One training step; returns the terminal states [B, D]."""
+        trajectories = self.sampler.sample_trajectories(self.env, n=self.batch_size, save_logprobs=True)
+        self.optimizer.zero_grad()
+        loss = self.gflownet.loss(self.env, trajectories, recalculate_all_logprobs=False)
+        loss.backward()
+        self.optimizer.step()
+        return trajectories.terminating_states.tensor
+
+    def stop_logit_bias(self) -> Any:
+        return self.pf_module.last_layer.bias[self.grid.stop]
+
+    def metrics(self) -> Any:
+        return _torchgfn_metrics(self.grid, self.pf_module)
+
+
+def run_torchgfn(job: Job) -> list[dict[str, Any]]:
     import torch
 
-    start_method = multiprocessing.get_start_method(allow_none=True)
-    from gfn.estimators import DiscretePolicyEstimator
-    from gfn.gflownet import TBGFlowNet
-    from gfn.gym import HyperGrid
-    from gfn.preprocessors import KHotPreprocessor
-    from gfn.samplers import Sampler
-    from gfn.utils.modules import MLP, DiscreteUniform
-
-    multiprocessing.set_start_method(start_method, force=True)  # undo gfn.gym's global "fork"
-    from synflow.hypergrid import Hypergrid
-
     suite = job.suite
-    torch.manual_seed(job.seed)
-    kwargs = {"R0": suite.r0, "R1": 0.5, "R2": 2.0}
-    env = HyperGrid(ndim=suite.dim, height=suite.side, reward_fn_kwargs=kwargs, validate_modes=False)
-    pre = KHotPreprocessor(height=suite.side, ndim=suite.dim)
-    pf = DiscretePolicyEstimator(MLP(pre.output_dim, env.n_actions), env.n_actions, preprocessor=pre)
-    pb_module = DiscreteUniform(output_dim=env.n_actions - 1)
-    pb = DiscretePolicyEstimator(pb_module, env.n_actions, preprocessor=pre, is_backward=True)
-    gflownet = TBGFlowNet(pf=pf, pb=pb, init_logZ=0.0)
-    sampler = Sampler(estimator=pf)
-    optimizer = torch.optim.Adam(gflownet.pf_pb_parameters(), lr=1e-3)
-    optimizer.add_param_group({"params": gflownet.logz_parameters(), "lr": 1e-1})
-    grid = Hypergrid(suite.dim, suite.side, suite.r0)
-    _check_same_reward(env, grid)
-    seen = torch.zeros(grid.n_modes, dtype=torch.bool)
+    tb = TorchgfnTB(suite.dim, suite.side, suite.r0, job.seed, suite.batch_size)
+    seen = torch.zeros(tb.grid.n_modes, dtype=torch.bool)
     curve: list[dict[str, Any]] = []
     done = 0
     cpu0, wall0 = time.process_time(), time.perf_counter()
     for target in _checkpoints(suite):
         while done < target:
-            trajectories = sampler.sample_trajectories(env, n=suite.batch_size, save_logprobs=True)
-            optimizer.zero_grad()
-            loss = gflownet.loss(env, trajectories, recalculate_all_logprobs=False)
-            loss.backward()
-            optimizer.step()
-            done += suite.batch_size
-            ids = grid.mode_id(trajectories.terminating_states.tensor)
+            ids = tb.grid.mode_id(tb.step())
             seen[ids[ids >= 0]] = True
+            done += suite.batch_size
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-        curve.append(_point(done, _torchgfn_metrics(grid, pf.module), int(seen.sum()), cpu, wall))
+        curve.append(_point(done, tb.metrics(), int(seen.sum()), cpu, wall))
         cpu0 += time.process_time() - cpu0 - cpu
         wall0 += time.perf_counter() - wall0 - wall
     return curve
@@ -249,6 +269,98 @@ def _torchgfn_metrics(grid: Any, module: Any) -> Any:
     with torch.no_grad():
         logits = module(_khot(grid, states)).to(torch.float64)
     return exact_metrics(grid, terminal_distribution(grid, forward_log_probs(logits, states, grid.side)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Speed at equal path lengths (--speed).
+# ---------------------------------------------------------------------------------------------
+
+# (label, D, H, stop-logit bias): the bias sets the mean trajectory length for both frameworks.
+SPEED_CASES: list[tuple[str, int, int, float]] = [
+    ("2-D H=64, initial policy", 2, 64, 0.0),
+    ("2-D H=64, stop bias -3", 2, 64, -3.0),
+    ("2-D H=64, stop bias -6", 2, 64, -6.0),
+    ("4-D H=8, initial policy", 4, 8, 0.0),
+]
+
+
+def speed_case(args: tuple[str, str, int, int, float]) -> dict[str, Any]:
+    """Training steps of batch 16, MLP 2×256, TB (synflow: reverse_kl with learned log Z, the same
+    objective up to a factor 2), on-policy, timed after a warm-up; per CPU-second and wall-second."""
+    import torch
+
+    from synflow.hypergrid import HypergridConfig, HypergridTrainer
+    from synflow.runtime import configure_torch_threads
+
+    framework, label, dim, side, bias = args
+    configure_torch_threads(1)
+    if framework == "synflow":
+        trainer = HypergridTrainer(
+            HypergridConfig(dim=dim, side=side, divergence="reverse_kl", batch_size=16)
+        )
+        stop_bias = trainer.policy.head.bias[dim]
+
+        def step() -> float:
+            return trainer.step().mean_length
+
+    else:
+        tb = TorchgfnTB(dim, side, 1e-3, seed=0, batch_size=16)
+        stop_bias = tb.stop_logit_bias()
+
+        def step() -> float:
+            return float(tb.step().sum(-1).float().mean()) + 1
+
+    with torch.no_grad():
+        stop_bias += bias
+    for _ in range(5):
+        step()
+    n, lengths = 40, []
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    for _ in range(n):
+        lengths.append(step())
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    return {
+        "framework": framework,
+        "case": label,
+        "mean_length": _mean(lengths),
+        "traj_per_cpu_s": 16 * n / cpu,
+        "traj_per_wall_s": 16 * n / wall,
+    }
+
+
+def run_speed(out: Path, repeats: int = 2) -> dict[str, Any]:
+    """Each case alternates synflow and torchgfn, one process at a time, ``repeats`` times."""
+    todo = [
+        (framework, *case)
+        for case in SPEED_CASES
+        for _ in range(repeats)
+        for framework in ("synflow", "torchgfn")
+    ]
+    report = _header()
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(1, maxtasksperchild=1) as pool:
+        for result in pool.imap(speed_case, todo):
+            report["runs"].append(result)
+            print(result, flush=True)
+    _save(out, report)
+    return report
+
+
+def speed_rows(report: dict[str, Any]) -> list[str]:
+    rows = [
+        "| case | mean length synflow / torchgfn | traj/CPU-s synflow | traj/CPU-s torchgfn | ratio |",
+        "|---|---|---|---|---|",
+    ]
+    for label, *_ in SPEED_CASES:
+        ours = [r for r in report["runs"] if r["case"] == label and r["framework"] == "synflow"]
+        theirs = [r for r in report["runs"] if r["case"] == label and r["framework"] == "torchgfn"]
+        if not ours or not theirs:
+            continue
+        a = max(r["traj_per_cpu_s"] for r in ours)
+        b = max(r["traj_per_cpu_s"] for r in theirs)
+        la, lb = _mean([r["mean_length"] for r in ours]), _mean([r["mean_length"] for r in theirs])
+        rows.append(f"| {label} | {la:.1f} / {lb:.1f} | {a:,.0f} | {b:,.0f} | {a / b:.1f}× |")
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------
@@ -394,7 +506,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="JSON path (resumes runs already in it)")
     parser.add_argument("--only", default=None, help="run only suites whose name contains this")
     parser.add_argument("--plot-only", action="store_true", help="redraw the plot from the JSON")
+    parser.add_argument(
+        "--speed", action="store_true", help="only the speed comparison at equal path lengths"
+    )
     args = parser.parse_args()
+    if args.speed:
+        speed = run_speed(args.out or RESULTS / "hypergrid-speed.json")
+        print("\n".join(speed_rows(speed)))
+        return
     out = args.out or RESULTS / ("hypergrid-quick.json" if args.quick else "hypergrid.json")
     selected = [s for s in suites(args.quick) if args.only is None or args.only in s.name]
     report = _load(out) if args.plot_only else run_all(selected, out, args.processes)
