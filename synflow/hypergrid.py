@@ -645,11 +645,11 @@ def _print_summary(
     console: Console, trainer: HypergridTrainer, metrics: ExactMetrics, elapsed: float
 ) -> None:
     env = trainer.env
-    log_z = "DevGrad" if trainer.log_z is None else f"{float(trainer.log_z):.3f}"
+    log_z = "DevGrad" if trainer.log_z is None else f"{float(trainer.log_z.detach()):.3f}"
     lines = [
         f"trajectories {trainer.trajectories:,} in {elapsed:.1f} s ({trainer.trajectories / elapsed:,.0f}/s)",
         f"exact L1 {metrics.l1:.4f}   JSD {metrics.jsd:.4f} nats",
-        f"modes: {metrics.modes_found}/{env.n_modes} hold ≥ half their target mass (exact); "
+        f"modes {metrics.modes_found}/{env.n_modes} (exact: holding ≥ ½ their target mass), "
         f"{int(trainer.modes_seen.sum())}/{env.n_modes} reached by training samples",
         f"log Z learned {log_z}, true {env.log_partition():.3f}",
     ]
