@@ -1,0 +1,95 @@
+"""The SynFlowNet policy network: state encoder and the heads for every decision.
+
+Decisions (the environment turns them into chemistry):
+- level 1, per molecule state: stop, or a (template, slot) pair; index 0 is stop and
+  ``1 + 2·t + slot`` the template ``t`` with the current molecule in ``slot`` (unimolecular: slot 0);
+- level 2, for the start and bimolecular actions: a building block, scored by the dot product of a
+  (state, template, slot) query with block embeddings computed from block features;
+- backward (maximum-likelihood P_B): a score per parent candidate;
+- log Z conditioned on β.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import Batch
+
+from models.encoders import BetaEncoding, BlockEncoder, GraphEncoder, mlp
+from models.featurize import ATOM_FEATURES, BOND_FEATURES
+
+__all__ = ["SynthesisPolicy"]
+
+
+class SynthesisPolicy(nn.Module):
+    def __init__(
+        self,
+        n_templates: int,
+        max_depth: int,
+        fp_dim: int,
+        desc_dim: int,
+        beta_range: tuple[float, float],
+        hidden: int = 128,
+        layers: int = 3,
+        conv: str = "gine",
+        block_hidden: int = 256,
+        thermometer_bins: int = 16,
+    ) -> None:
+        super().__init__()
+        self.n_templates = n_templates
+        self.max_depth = max_depth
+        self.beta_encoding = BetaEncoding(*beta_range, bins=thermometer_bins)
+        cond_dim = self.beta_encoding.dim + max_depth + 1
+        self.cond = mlp([cond_dim, hidden, hidden])
+        self.graph = GraphEncoder(ATOM_FEATURES, BOND_FEATURES, hidden, layers, conv)
+        self.state = mlp([2 * hidden, hidden, hidden])
+        self.empty = mlp([hidden, hidden, hidden])
+        self.level1 = mlp([hidden, hidden, 1 + 2 * n_templates])
+        # one embedding per (template, slot), plus one for the start action
+        self.tslot = nn.Embedding(2 * n_templates + 1, hidden)
+        self.query = mlp([2 * hidden, hidden, hidden])
+        self.blocks = BlockEncoder(fp_dim, desc_dim, block_hidden, hidden)
+        self.backward_parent = mlp([3 * hidden, hidden, 1])
+        self.backward_stop = mlp([hidden, hidden, 1])
+        self.log_z_head = mlp([self.beta_encoding.dim, hidden, 1])
+
+    @property
+    def start_slot(self) -> int:
+        return 2 * self.n_templates
+
+    def _condition(self, depth: Tensor, beta: Tensor) -> Tensor:
+        depth_1h = nn.functional.one_hot(depth.clamp(0, self.max_depth), self.max_depth + 1).float()
+        return self.cond(torch.cat([self.beta_encoding(beta), depth_1h], dim=-1))
+
+    def encode(self, graphs: Batch, depth: Tensor, beta: Tensor) -> Tensor:
+        """Molecule states → embeddings [n, hidden]."""
+        cond = self._condition(depth, beta)
+        g = self.graph(graphs.x, graphs.edge_index, graphs.edge_attr, graphs.batch, depth.numel(), cond)
+        return self.state(torch.cat([g, cond], dim=-1))
+
+    def encode_empty(self, beta: Tensor) -> Tensor:
+        """The empty start state → embeddings [n, hidden]."""
+        return self.empty(self._condition(torch.zeros_like(beta, dtype=torch.long), beta))
+
+    def action_logits(self, z: Tensor) -> Tensor:
+        """Level-1 logits [n, 1 + 2T]: stop, then (template, slot)."""
+        return self.level1(z)
+
+    def block_queries(self, z: Tensor, tslot: Tensor) -> Tensor:
+        """Queries [n, hidden] for (state, template-slot) rows; ``tslot = start_slot`` for the start."""
+        return self.query(torch.cat([z, self.tslot(tslot)], dim=-1))
+
+    def block_embeddings(self, bits: Tensor, offsets: Tensor, descriptors: Tensor) -> Tensor:
+        """Embeddings [n, hidden] of blocks given as fingerprint bits (EmbeddingBag form) and descriptors."""
+        return self.blocks(bits, offsets, descriptors)
+
+    def backward_parent_logits(self, z_child: Tensor, tslot: Tensor, block_emb: Tensor) -> Tensor:
+        """Scores of reaction parents: (child state, template-slot, block embedding or zeros)."""
+        return self.backward_parent(torch.cat([z_child, self.tslot(tslot), block_emb], dim=-1)).squeeze(-1)
+
+    def backward_stop_logits(self, z: Tensor) -> Tensor:
+        """Scores of the (molecule, depth) states a terminal molecule could have stopped from."""
+        return self.backward_stop(z).squeeze(-1)
+
+    def log_z(self, beta: Tensor) -> Tensor:
+        return self.log_z_head(self.beta_encoding(beta)).squeeze(-1)

@@ -1,0 +1,46 @@
+"""What a Trainer tells the outside world: new molecules, metrics, checkpoints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["MoleculeRecord", "TrainerCallback"]
+
+
+@dataclass(frozen=True)
+class MoleculeRecord:
+    """A molecule sampled for the first time in a run, with its synthesis route (DESIGN.md format)."""
+
+    smiles: str
+    reward: float
+    scores: dict[str, float]
+    route: dict[str, Any]
+    step: int
+    log_reward: float
+    beta: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "smiles": self.smiles,
+            "reward": self.reward,
+            "scores": self.scores,
+            "route": self.route,
+            "step": self.step,
+            "log_reward": self.log_reward,
+            "beta": self.beta,
+        }
+
+
+class TrainerCallback:
+    """Subclass and override what you need; every hook is a no-op by default."""
+
+    def on_molecules(self, records: list[MoleculeRecord]) -> None:
+        """New unique molecules of one training step (or one sampling call)."""
+
+    def on_metrics(self, step: int, metrics: dict[str, float]) -> None:
+        """Metrics every ``training.log_every`` steps and at the end."""
+
+    def on_checkpoint(self, step: int, path: Path) -> None:
+        """A checkpoint was written atomically at ``path``."""

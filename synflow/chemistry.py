@@ -1,0 +1,256 @@
+"""The chemistry the synthesis environment needs, cached by canonical SMILES.
+
+Every template is matched at most once against a given molecule (``template_slots``), every
+reaction is run at most once per reactant tuple (``product``), every molecule is retro-analysed at
+most once (``retro``), and reachability is memoised per (molecule, depth). Building blocks never
+get matched here at all: their (template, slot) pairs come from the precomputed compatibility index.
+
+Several products: a template applied to the same reactants can give several products (several
+matching sites). The environment resolves this deterministically: it takes the first product in
+``ReactionTemplate.run``'s sorted order of canonical SMILES, skipping multi-fragment products.
+Retro-analysis verifies each candidate parent by running the forward reaction and checking that
+this rule gives back the same molecule, so the forward and backward views agree exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from rdkit import Chem, rdBase
+from rdkit.Chem import AllChem
+
+__all__ = ["RetroParent", "SynthesisChemistry"]
+
+
+class _Template(Protocol):
+    index: int
+    name: str
+    smarts: str
+    arity: int
+
+    def matches(self, mol: Chem.Mol, slot: int) -> bool: ...
+
+    def run(self, reactants: Sequence[Chem.Mol]) -> list[str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RetroParent:
+    """One way to make a molecule in one step: ``template`` applied to ``parent`` in ``slot``
+    (and, for a bimolecular template, library block ``block`` in the other slot; -1 otherwise)."""
+
+    template: int
+    slot: int
+    parent: str
+    block: int
+
+
+def _reverse_reaction(smarts: str) -> AllChem.ChemicalReaction | None:
+    parts = smarts.split(">")
+    if len(parts) != 3:
+        return None
+    rxn = AllChem.ReactionFromSmarts(f"{parts[2]}>>{parts[0]}")
+    rxn.Initialize()
+    return rxn
+
+
+def _canonical(mol: Chem.Mol) -> str | None:
+    """Canonical SMILES of a retro-reaction outcome, or None when it is not a sane molecule.
+
+    RDKit copies a mapped atom's hydrogen count from the product, where it had one bond more; let
+    non-aromatic atoms recompute their implicit hydrogens (forward verification checks the result).
+    """
+    try:
+        for atom in mol.GetAtoms():
+            atom.SetAtomMapNum(0)
+            if atom.GetNoImplicit() and not atom.GetIsAromatic():
+                atom.SetNoImplicit(False)
+        Chem.SanitizeMol(mol)
+        if any(atom.GetNumRadicalElectrons() for atom in mol.GetAtoms()):
+            return None
+        smiles = Chem.MolToSmiles(mol)
+        again = Chem.MolFromSmiles(smiles)
+        return None if again is None else Chem.MolToSmiles(again)
+    except (ValueError, RuntimeError):
+        return None
+
+
+class SynthesisChemistry:
+    """Templates × library × compatibility index, with every result cached by SMILES."""
+
+    def __init__(
+        self,
+        library: object,
+        templates: Sequence[_Template],
+        index: object,
+        max_reactions: int,
+        min_reactions: int,
+    ) -> None:
+        self.library = library
+        self.templates = list(templates)
+        self.max_reactions = max_reactions
+        self.min_reactions = min_reactions
+        self.n_blocks = len(library.smiles)  # type: ignore[attr-defined]
+        self._partners: dict[tuple[int, int], np.ndarray] = {}
+        self._block_slots: list[list[tuple[int, int]]] = [[] for _ in range(self.n_blocks)]
+        self._index_blocks(index)
+        self.start_blocks = self._start_blocks()
+        self._is_start = np.zeros(self.n_blocks, dtype=bool)
+        self._is_start[self.start_blocks] = True
+        self._reverse = [_reverse_reaction(t.smarts) for t in self.templates]
+        self._mols: dict[str, Chem.Mol] = {}
+        self._slots: dict[str, tuple[tuple[int, int], ...]] = {}
+        self._products: dict[tuple[int, tuple[str, ...]], str | None] = {}
+        self._retro: dict[str, tuple[RetroParent, ...]] = {}
+        self._reachable: dict[tuple[str, int], bool] = {}
+        self.stats = {"matches": 0, "reactions": 0, "retro": 0}
+
+    # -- setup -------------------------------------------------------------------------------
+    def _index_blocks(self, index: object) -> None:
+        empty = np.zeros(0, dtype=np.int32)
+        for t in self.templates:
+            for s in range(t.arity):
+                other = (
+                    np.asarray(index.blocks_for(t.index, 1 - s), dtype=np.int32) if t.arity == 2 else empty
+                )  # type: ignore[attr-defined]
+                self._partners[(t.index, s)] = np.sort(other)
+        for b in range(self.n_blocks):
+            self._block_slots[b] = [
+                (t, s)
+                for t, s in index.slots_of_block(b)  # type: ignore[attr-defined]
+                if self.templates[t].arity == 1 or self._partners[(t, s)].size
+            ]
+
+    def _start_blocks(self) -> np.ndarray:
+        if self.min_reactions == 0:
+            return np.arange(self.n_blocks, dtype=np.int32)
+        return np.array([b for b in range(self.n_blocks) if self._block_slots[b]], dtype=np.int32)
+
+    # -- forward -----------------------------------------------------------------------------
+    def mol(self, smiles: str) -> Chem.Mol:
+        mol = self._mols.get(smiles)
+        if mol is None:
+            mol = Chem.MolFromSmiles(smiles)
+            if mol is None:
+                raise ValueError(f"cannot parse SMILES {smiles!r}")
+            self._mols[smiles] = mol
+        return mol
+
+    def partners(self, template: int, slot: int) -> np.ndarray:
+        """Library blocks that fit the other slot of ``template`` (empty for unimolecular)."""
+        return self._partners[(template, slot)]
+
+    def template_slots(self, smiles: str, block: int | None = None) -> tuple[tuple[int, int], ...]:
+        """The (template, slot) pairs that can be applied to the molecule, each matched once."""
+        if block is not None:
+            return tuple(self._block_slots[block])
+        cached = self._slots.get(smiles)
+        if cached is None:
+            mol = self.mol(smiles)
+            found = []
+            for t in self.templates:
+                for s in range(t.arity):
+                    if t.arity == 2 and not self._partners[(t.index, s)].size:
+                        continue
+                    self.stats["matches"] += 1
+                    if t.matches(mol, s):
+                        found.append((t.index, s))
+            cached = self._slots[smiles] = tuple(found)
+        return cached
+
+    def product(self, template: int, reactants: tuple[str, ...]) -> str | None:
+        """The product of ``template`` on ``reactants`` (in slot order), or None if it fails."""
+        key = (template, reactants)
+        if key not in self._products:
+            self.stats["reactions"] += 1
+            _quiet = rdBase.BlockLogs()
+            products = self.templates[template].run([self.mol(s) for s in reactants])
+            single = [p for p in products if "." not in p]
+            self._products[key] = single[0] if single else None
+        return self._products[key]
+
+    def block_smiles(self, block: int) -> str:
+        return self.library.smiles[block]  # type: ignore[attr-defined]
+
+    # -- backward ----------------------------------------------------------------------------
+    def retro(self, smiles: str) -> tuple[RetroParent, ...]:
+        """Every verified one-step way to make ``smiles`` (parents not yet checked for reachability)."""
+        cached = self._retro.get(smiles)
+        if cached is None:
+            self.stats["retro"] += 1
+            found: set[RetroParent] = set()
+            mol = self.mol(smiles)
+            _quiet = rdBase.BlockLogs()  # impossible retro outcomes are expected; silence RDKit
+            for t, rev in zip(self.templates, self._reverse, strict=True):
+                if rev is None:
+                    continue
+                for outcome in rev.RunReactants((mol,)):
+                    found.update(self._verify(t, outcome, smiles))
+            cached = self._retro[smiles] = tuple(
+                sorted(found, key=lambda p: (p.template, p.slot, p.parent, p.block))
+            )
+        return cached
+
+    def _verify(self, t: _Template, outcome: Sequence[Chem.Mol], smiles: str) -> list[RetroParent]:
+        if len(outcome) != t.arity:
+            return []
+        names = [_canonical(Chem.Mol(m)) for m in outcome]
+        if any(n is None for n in names):
+            return []
+        out = []
+        for s in range(t.arity):
+            parent = names[s]
+            block = -1
+            if t.arity == 2:
+                found = self.library.index_of(names[1 - s])  # type: ignore[attr-defined]
+                if found is None or not self._is_partner(t.index, s, int(found)):
+                    continue
+                block = int(found)
+            if self._forward_ok(t.index, s, parent, block, smiles):
+                out.append(RetroParent(t.index, s, parent, block))
+        return out
+
+    def _is_partner(self, template: int, slot: int, block: int) -> bool:
+        partners = self._partners[(template, slot)]
+        pos = np.searchsorted(partners, block)
+        return bool(pos < partners.size and partners[pos] == block)
+
+    def _forward_ok(self, template: int, slot: int, parent: str, block: int, smiles: str) -> bool:
+        try:
+            if (template, slot) not in self.template_slots(parent):
+                return False
+        except ValueError:
+            return False
+        reactants = (parent,) if block < 0 else self.ordered(slot, parent, self.block_smiles(block))
+        return self.product(template, reactants) == smiles
+
+    @staticmethod
+    def ordered(slot: int, molecule: str, block: str) -> tuple[str, str]:
+        return (molecule, block) if slot == 0 else (block, molecule)
+
+    def reachable(self, smiles: str, depth: int) -> bool:
+        """Whether (smiles, depth) can be reached from the empty start by legal forward actions."""
+        key = (smiles, depth)
+        known = self._reachable.get(key)
+        if known is None:
+            if depth == 0:
+                block = self.library.index_of(smiles)  # type: ignore[attr-defined]
+                known = block is not None and bool(self._is_start[int(block)])
+            else:
+                known = any(self.reachable(p.parent, depth - 1) for p in self.retro(smiles))
+            self._reachable[key] = known
+        return known
+
+    def mark_reachable(self, smiles: str, depth: int) -> None:
+        """Record a state reached by a verified forward transition (reachability is a fixed fact)."""
+        self._reachable[(smiles, depth)] = True
+
+    def parents(self, smiles: str, depth: int) -> list[RetroParent]:
+        """Verified parents of (smiles, depth ≥ 1) that are themselves reachable at depth − 1."""
+        return [p for p in self.retro(smiles) if self.reachable(p.parent, depth - 1)]
+
+    def stop_depths(self, smiles: str) -> list[int]:
+        """Depths in [min_reactions, max_reactions] at which the molecule is reachable."""
+        return [d for d in range(self.min_reactions, self.max_reactions + 1) if self.reachable(smiles, d)]

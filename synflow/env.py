@@ -1,0 +1,151 @@
+"""The synthesis environment: states, forward and backward actions, masks, routes.
+
+A state is the empty start or a molecule with the number of reactions made so far (its depth);
+the route so far is kept by the trajectory. Forward actions:
+- ``start``: pick a first building block (from the empty start; only blocks that fit some
+  template when ``min_reactions`` ≥ 1, so no start is a dead end);
+- ``uni``: apply a unimolecular template;
+- ``bi``: apply a bimolecular template with the molecule in ``slot`` and a library block in the other;
+- ``stop``: end the trajectory (allowed at depth ≥ ``min_reactions``; the only action at
+  ``max_reactions``).
+A reaction whose product cannot be made (no product, or a product whose retro-analysis does not
+give back this very step) ends the trajectory in an *invalid* terminal, which gets the reward floor.
+Backward actions mirror them: un-stop to a depth at which the molecule is reachable, un-react to a
+verified, reachable parent, un-start to the empty state.
+
+The level-1 decision index of an action is 0 for stop and ``1 + 2·template + slot`` otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from synflow.chemistry import RetroParent, SynthesisChemistry
+
+__all__ = ["Action", "State", "SynthesisEnv"]
+
+ActionKind = Literal["start", "uni", "bi", "stop"]
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    smiles: str | None
+    depth: int = 0
+
+    @property
+    def is_empty(self) -> bool:
+        return self.smiles is None
+
+
+EMPTY = State(None, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    kind: ActionKind
+    template: int = -1
+    slot: int = 0
+    block: int = -1
+
+    @property
+    def level1(self) -> int:
+        """The level-1 decision index (stop = 0); -1 for ``start`` (which has no level-1 choice)."""
+        if self.kind == "stop":
+            return 0
+        if self.kind == "start":
+            return -1
+        return 1 + 2 * self.template + self.slot
+
+
+class SynthesisEnv:
+    """Forward and backward moves over (molecule, depth) states, on top of ``SynthesisChemistry``."""
+
+    def __init__(self, chemistry: SynthesisChemistry) -> None:
+        self.chem = chemistry
+        self.max_reactions = chemistry.max_reactions
+        self.min_reactions = chemistry.min_reactions
+        self.n_templates = len(chemistry.templates)
+
+    # -- forward -----------------------------------------------------------------------------
+    def level1_choices(self, state: State, block: int | None = None) -> list[int]:
+        """Legal level-1 indices of a molecule state (empty list: a dead end)."""
+        choices = [0] if state.depth >= self.min_reactions else []
+        if state.depth < self.max_reactions:
+            slots = self.chem.template_slots(state.smiles, block if state.depth == 0 else None)
+            choices += [1 + 2 * t + s for t, s in slots]
+        return choices
+
+    def decode_level1(self, index: int) -> Action:
+        if index == 0:
+            return Action("stop")
+        t, s = divmod(index - 1, 2)
+        kind: ActionKind = "uni" if self.chem.templates[t].arity == 1 else "bi"
+        return Action(kind, template=t, slot=s)
+
+    def block_candidates(self, state: State, action: Action) -> np.ndarray:
+        """Blocks the level-2 choice ranges over: start blocks, or partners of a bimolecular slot."""
+        if state.is_empty:
+            return self.chem.start_blocks
+        return self.chem.partners(action.template, action.slot)
+
+    def step(self, state: State, action: Action) -> State | None:
+        """The next state, or None when the reaction gives no valid, retro-verifiable product."""
+        if action.kind == "start":
+            smiles = self.chem.block_smiles(action.block)
+            self.chem.mark_reachable(smiles, 0)
+            return State(smiles, 0)
+        if action.kind == "stop":
+            raise ValueError("stop has no next state")
+        assert state.smiles is not None
+        if action.kind == "uni":
+            reactants: tuple[str, ...] = (state.smiles,)
+        else:
+            reactants = self.chem.ordered(action.slot, state.smiles, self.chem.block_smiles(action.block))
+        product = self.chem.product(action.template, reactants)
+        if product is None:
+            return None
+        step = RetroParent(action.template, action.slot, state.smiles, action.block)
+        if step not in self.chem.retro(product):
+            return None
+        self.chem.mark_reachable(product, state.depth + 1)
+        return State(product, state.depth + 1)
+
+    # -- backward ----------------------------------------------------------------------------
+    def parents(self, state: State) -> list[tuple[State, Action]]:
+        """Every (parent state, forward action) leading to ``state`` from a reachable parent."""
+        assert state.smiles is not None
+        if state.depth == 0:
+            block = self.chem.library.index_of(state.smiles)  # type: ignore[attr-defined]
+            return [(EMPTY, Action("start", block=int(block)))]
+        out = []
+        for p in self.chem.parents(state.smiles, state.depth):
+            kind: ActionKind = "uni" if p.block < 0 else "bi"
+            out.append((State(p.parent, state.depth - 1), Action(kind, p.template, p.slot, p.block)))
+        return out
+
+    def stop_parents(self, smiles: str) -> list[State]:
+        """The states a terminal molecule can have stopped from."""
+        return [State(smiles, d) for d in self.chem.stop_depths(smiles)]
+
+    # -- routes ------------------------------------------------------------------------------
+    def route_step(self, state: State, action: Action, product: str) -> dict:
+        """One step of a route in DESIGN.md's format."""
+        if action.kind == "start":
+            return {"action": "start", "product": product, "building_block": self._block_json(action.block)}
+        t = self.chem.templates[action.template]
+        step: dict = {
+            "action": "react_uni" if action.kind == "uni" else "react_bi",
+            "product": product,
+            "template": {"index": t.index, "name": t.name, "smarts": t.smarts},
+        }
+        if action.kind == "bi":
+            step["building_block"] = self._block_json(action.block)
+            step["slot"] = action.slot
+        return step
+
+    def _block_json(self, block: int) -> dict:
+        lib = self.chem.library
+        return {"smiles": lib.smiles[block], "id": lib.ids[block]}  # type: ignore[attr-defined]

@@ -1,0 +1,183 @@
+"""Batched sampling of trajectories from the policy, in lock-step over the batch.
+
+Each round encodes every active state in one graph batch, draws the level-1 decision (stop or a
+(template, slot)) and, for the start and bimolecular actions, the building block among a subsample
+of the compatible ones; then the environment applies the chemistry.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from models.policy import SynthesisPolicy
+from synflow.env import EMPTY, Action, State, SynthesisEnv
+from synflow.policy_runner import BlockRequest, PolicyRunner
+from synflow.trajectory import BackwardChoice, Step, Trajectory
+
+__all__ = ["SamplerSettings", "TrajectorySampler"]
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    blocks_per_template: int = 128
+    temperature: float = 1.0
+    exploration: float = 0.0
+
+
+@dataclass(slots=True)
+class _Walk:
+    beta: float
+    state: State = EMPTY
+    start_block: int = -1
+    steps: list[Step] | None = None
+    route: list[dict] | None = None
+    done: bool = False
+    valid: bool = False
+
+
+class TrajectorySampler:
+    def __init__(self, env: SynthesisEnv, runner: PolicyRunner, rng: np.random.Generator) -> None:
+        self.env = env
+        self.runner = runner
+        self.rng = rng
+        self.timers = {"chemistry": 0.0, "network": 0.0}
+
+    def subsample(self, candidates: np.ndarray, k: int) -> np.ndarray:
+        if candidates.size <= k:
+            return candidates
+        return np.sort(self.rng.choice(candidates, size=k, replace=False))
+
+    def _pick(self, log_probs: torch.Tensor, epsilon: float) -> int:
+        """Draw from ``log_probs`` (already tempered), or uniformly among legal entries with prob ε."""
+        if epsilon > 0 and self.rng.random() < epsilon:
+            legal = torch.nonzero(torch.isfinite(log_probs)).flatten()
+            return int(legal[self.rng.integers(len(legal))])
+        return int(torch.multinomial(log_probs.exp(), 1))
+
+    @torch.no_grad()
+    def sample(
+        self, model: SynthesisPolicy, betas: list[float], settings: SamplerSettings
+    ) -> list[Trajectory]:
+        walks = [_Walk(beta=b, steps=[], route=[]) for b in betas]
+        while True:
+            active = [w for w in walks if not w.done]
+            if not active:
+                break
+            self._round(model, active, settings)
+        return [self._finish(w) for w in walks]
+
+    def _round(self, model: SynthesisPolicy, active: list[_Walk], settings: SamplerSettings) -> None:
+        t0 = time.perf_counter()
+        beta = torch.tensor([w.beta for w in active], device=self.runner.device)
+        z = self.runner.embed(model, [w.state for w in active], beta)
+        pending: list[tuple[_Walk, Step]] = []
+        requests: list[tuple[BlockRequest, Step]] = []
+        rows, choices = [], []
+        for i, walk in enumerate(active):
+            if walk.state.is_empty:
+                cands = self.env.chem.start_blocks
+                step = Step(
+                    walk.state,
+                    Action("start"),
+                    n_total=int(cands.size),
+                    candidates=self.subsample(cands, settings.blocks_per_template),
+                )
+                requests.append((BlockRequest(i, model.start_slot, step.candidates, step.n_total), step))
+                pending.append((walk, step))
+                continue
+            legal = tuple(self.env.level1_choices(walk.state, walk.start_block))
+            if legal:
+                rows.append(i)
+                choices.append(legal)
+            else:  # a dead end (depth < min_reactions, nothing applies): an invalid terminal
+                pending.append((walk, Step(walk.state, Action("stop"))))
+        if rows:
+            lp = self.runner.level1_log_probs(model, z[rows], choices, settings.temperature)
+            for j, i in enumerate(rows):
+                walk = active[i]
+                action = self.env.decode_level1(self._pick(lp[j], settings.exploration))
+                step = Step(walk.state, action, level1=choices[j])
+                if action.kind == "bi":
+                    cands = self.env.block_candidates(walk.state, action)
+                    step.candidates = self.subsample(cands, settings.blocks_per_template)
+                    step.n_total = int(cands.size)
+                    tslot = 2 * action.template + action.slot
+                    requests.append((BlockRequest(i, tslot, step.candidates, step.n_total), step))
+                pending.append((walk, step))
+        if requests:
+            self._pick_blocks(model, z, requests, settings)
+        t1 = time.perf_counter()
+        for walk, step in pending:
+            self._apply(walk, step)
+        self.timers["network"] += t1 - t0
+        self.timers["chemistry"] += time.perf_counter() - t1
+
+    def _pick_blocks(
+        self,
+        model: SynthesisPolicy,
+        z: torch.Tensor,
+        requests: list[tuple[BlockRequest, Step]],
+        settings: SamplerSettings,
+    ) -> None:
+        lp, _ = self.runner.block_log_probs(model, z, [r for r, _ in requests], settings.temperature)
+        start = 0
+        for req, step in requests:
+            stop = start + len(req.candidates)
+            pos = self._pick(lp[start:stop], settings.exploration)
+            step.action = Action(
+                step.action.kind, step.action.template, step.action.slot, int(req.candidates[pos])
+            )
+            start = stop
+
+    def _apply(self, walk: _Walk, step: Step) -> None:
+        assert walk.steps is not None and walk.route is not None
+        walk.steps.append(step)
+        if step.action.kind == "stop":
+            walk.done, walk.valid = True, bool(step.level1)  # a stop without choices marks a dead end
+            return
+        nxt = self.env.step(walk.state, step.action)
+        if nxt is None:
+            walk.done = True
+            return
+        assert nxt.smiles is not None
+        walk.route.append(self.env.route_step(walk.state, step.action, nxt.smiles))
+        if step.action.kind == "start":
+            walk.start_block = step.action.block
+        walk.state = nxt
+
+    def _finish(self, walk: _Walk) -> Trajectory:
+        t0 = time.perf_counter()
+        assert walk.steps is not None and walk.route is not None
+        traj = Trajectory(
+            steps=walk.steps,
+            beta=walk.beta,
+            valid=walk.valid,
+            smiles=walk.state.smiles if walk.valid else None,
+            route=walk.route,
+        )
+        traj.backward = backward_choices(self.env, traj)
+        self.timers["chemistry"] += time.perf_counter() - t0
+        return traj
+
+
+def backward_choices(env: SynthesisEnv, traj: Trajectory) -> list[BackwardChoice]:
+    """The backward decisions that retrace ``traj`` (P_B's support), verified by retro-analysis."""
+    out: list[BackwardChoice] = []
+    states = [s.state for s in traj.steps]
+    if traj.valid:
+        final = states[-1]
+        assert final.smiles is not None
+        options = env.stop_parents(final.smiles)
+        out.append(BackwardChoice(final, [(s, None) for s in options], options.index(final)))
+    # reaction transitions s_i → s_{i+1} (the start transition has the empty state as only parent)
+    for i in range(1, len(states)):
+        child, parent, action = states[i], states[i - 1], traj.steps[i - 1].action
+        if child.depth == 0:
+            continue
+        parents = env.parents(child)
+        out.append(BackwardChoice(child, list(parents), parents.index((parent, action))))
+    return out

@@ -1,0 +1,141 @@
+"""The synthesis environment, the trainer's records and checkpoints, on the tiny enumerable setting."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from rdkit import Chem
+from rdkit.Chem import QED, AllChem
+
+from synflow.callbacks import MoleculeRecord, TrainerCallback
+from synflow.config import ConfigError, parse_run_config
+from synflow.env import SynthesisEnv
+from synflow.exact import backward_mass, enumerate_trajectories, exact_distribution
+from synflow.trainer import Trainer
+from tests.synflow.tiny_setting import tiny_chemistry, tiny_config
+
+
+class Collect(TrainerCallback):
+    def __init__(self) -> None:
+        self.records: list[MoleculeRecord] = []
+        self.metrics: list[dict[str, float]] = []
+
+    def on_molecules(self, records: list[MoleculeRecord]) -> None:
+        self.records += records
+
+    def on_metrics(self, step: int, metrics: dict[str, float]) -> None:
+        self.metrics.append(metrics)
+
+
+def replay_route(route: dict) -> str:
+    """Replays a route with bare RDKit only; returns the final product (asserting every step)."""
+    current = None
+    for step in route["steps"]:
+        if step["action"] == "start":
+            current = Chem.MolFromSmiles(step["building_block"]["smiles"])
+        else:
+            rxn = AllChem.ReactionFromSmarts(step["template"]["smarts"])
+            if step["action"] == "react_uni":
+                reactants = (current,)
+            else:
+                block = Chem.MolFromSmiles(step["building_block"]["smiles"])
+                reactants = (current, block) if step["slot"] == 0 else (block, current)
+            products = set()
+            for outcome in rxn.RunReactants(reactants):
+                mol = outcome[0]
+                if Chem.SanitizeMol(mol, catchErrors=True) == Chem.SanitizeFlags.SANITIZE_NONE:
+                    products.add(Chem.MolToSmiles(Chem.MolFromSmiles(Chem.MolToSmiles(mol))))
+            assert step["product"] in products, (step, products)
+            current = Chem.MolFromSmiles(step["product"])
+        assert Chem.MolToSmiles(current) == step["product"]
+    return route["steps"][-1]["product"]
+
+
+@pytest.fixture(scope="module")
+def chemistry():
+    return tiny_chemistry()
+
+
+def test_backward_policy_is_a_distribution_over_every_way_to_make_each_molecule(chemistry) -> None:
+    env = SynthesisEnv(chemistry)
+    trajs = enumerate_trajectories(env)
+    mass = backward_mass(trajs)
+    assert len(mass) > 20
+    assert all(abs(m - 1.0) < 1e-9 for m in mass.values())
+    # some molecule is reachable in several ways, so P_B is not trivially one
+    assert any(t.uniform_log_pb < 0 for t in trajs)
+    # the blocks that fit no template are no start
+    assert chemistry.library.index_of("c1ccccc1") not in set(chemistry.start_blocks.tolist())
+
+
+def test_exact_model_distribution_sums_to_one_and_routes_replay(chemistry) -> None:
+    trainer = Trainer(tiny_config(), chemistry=chemistry)
+    trajs = enumerate_trajectories(trainer.env, beta=4.0)
+    probs = exact_distribution(trainer.runner, trainer.model, trajs)
+    assert sum(probs.values()) == pytest.approx(1.0, abs=1e-6)
+    for traj in trajs:
+        if traj.valid:
+            assert replay_route({"steps": traj.route}) == traj.smiles
+
+
+def test_trainer_records_replayable_routes_and_direct_rewards(chemistry) -> None:
+    sink = Collect()
+    config = tiny_config(training={"steps": 4, "batch_size": 16, "log_every": 2})
+    trainer = Trainer(config, callbacks=[sink], chemistry=chemistry)
+    trainer.run()
+    assert sink.records and sink.metrics
+    assert len({r.smiles for r in sink.records}) == len(sink.records)
+    for record in sink.records:
+        assert replay_route(record.route) == record.smiles
+        direct = QED.qed(Chem.MolFromSmiles(record.smiles))
+        assert record.reward == pytest.approx(direct, abs=1e-9)
+        assert record.scores["qed"] == pytest.approx(direct, abs=1e-9)
+        assert record.log_reward == pytest.approx(4.0 * math.log(direct), abs=1e-9)
+    assert {"top1_reward", "top10_reward", "unique", "modes", "scaffolds", "pmo_auc_top10"} <= set(sink.metrics[-1])
+
+
+def _params(trainer: Trainer) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in trainer.model.parameters()]
+
+
+def test_resume_from_checkpoint_is_bit_exact(chemistry, tmp_path) -> None:
+    config = tiny_config(
+        training={"steps": 6, "batch_size": 8, "exploration": 0.2, "ema": 0.9, "lr_schedule": "cosine"},
+        replay={"fraction": 0.25, "warmup": 4, "sampling": "reward"},
+    )
+    straight = Trainer(config, chemistry=chemistry)
+    straight.run()
+    first = Trainer(config, chemistry=chemistry, checkpoint_dir=tmp_path)
+    first.run(steps=3)
+    first.save_checkpoint(tmp_path / "mid.pt")
+    resumed = Trainer(config, chemistry=chemistry)
+    resumed.load_checkpoint(tmp_path / "mid.pt")
+    assert resumed.step == 3
+    resumed.run()
+    for a, b in zip(_params(straight), _params(resumed), strict=True):
+        assert torch.equal(a, b)
+    assert straight.metrics.rewards == resumed.metrics.rewards
+
+
+def test_config_errors_name_the_field() -> None:
+    good = {"reward": {"components": [{"type": "qed"}]}}
+    assert parse_run_config(good).environment.max_reactions == 3
+    with pytest.raises(ConfigError, match=r"training\.batch_size"):
+        parse_run_config({**good, "training": {"batch_size": 0}})
+    with pytest.raises(ConfigError, match=r"loss\.divergance"):
+        parse_run_config({**good, "loss": {"divergance": "forward_kl"}})
+    with pytest.raises(ConfigError, match="divergence"):
+        parse_run_config({**good, "loss": {"divergence": "nope"}})
+
+
+def test_subsampled_block_choice_is_importance_corrected(chemistry) -> None:
+    """With k of N blocks offered, log P is the subset log-softmax minus log(N/k)."""
+    trainer = Trainer(tiny_config(environment={"blocks_per_template": 2}), chemistry=chemistry)
+    trajs = trainer.sample(8)
+    starts = [t.steps[0] for t in trajs]
+    assert all(len(s.candidates) == 2 and s.n_total == chemistry.start_blocks.size for s in starts)
+    assert all(s.action.block in s.candidates for s in starts)
+    assert np.all(np.diff(starts[0].candidates) > 0)
