@@ -1,19 +1,57 @@
-"""Writes from workers: batched, idempotent molecule and metric upserts on SQLite and PostgreSQL."""
+"""Writes from workers: batched, idempotent molecule and metric upserts on SQLite and PostgreSQL.
+
+Molecules take a fast path per dialect (one profile showed ~85 % of the time in SQLAlchemy's
+per-row parameter processing and JSON binding): rows are prepared once as plain tuples with their
+JSON serialised here, then SQLite gets one raw ``executemany`` of an ``INSERT … ON CONFLICT`` on
+the session's own DBAPI connection, and PostgreSQL gets ``COPY`` into a temporary staging table
+followed by one ``INSERT … SELECT … ON CONFLICT``. Both run inside the caller's transaction.
+"""
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from app.models import Metric, Molecule, utcnow
+from app.models import Metric, utcnow
 
-CHUNK_ROWS = 5000  # rows per executemany call (bounded memory per call)
+CHUNK_ROWS = 5000  # rows per SQLite executemany call (bounded memory per call)
+
+# Column order of a prepared molecule row (run_id is added per dialect).
+_COLUMNS = (
+    "smiles", "inchikey", "reward", "scores", "route", "step", "last_step", "first_seen", "times_sampled"
+)
+
+# Idempotence: a conflicting row only changes when the incoming step is later than the stored
+# ``last_step``, so a step written twice (a crash between write and checkpoint, then a resume)
+# neither duplicates the molecule nor counts its samples twice.
+_ON_CONFLICT = (
+    "ON CONFLICT (run_id, smiles) DO UPDATE SET "
+    "times_sampled = molecules.times_sampled + excluded.times_sampled, last_step = excluded.last_step "
+    "WHERE excluded.last_step > molecules.last_step"
+)
+_SQLITE_UPSERT = (
+    f"INSERT INTO molecules (run_id, {', '.join(_COLUMNS)}) VALUES ({', '.join('?' * (len(_COLUMNS) + 1))}) "
+    + _ON_CONFLICT
+)
+_PG_STAGING = (
+    "CREATE TEMP TABLE IF NOT EXISTS molecule_staging (smiles text, inchikey text, reward double precision, "
+    "scores text, route text, step integer, last_step integer, first_seen timestamp, times_sampled integer) "
+    "ON COMMIT DELETE ROWS"
+)
+_PG_UPSERT = (
+    f"INSERT INTO molecules (run_id, {', '.join(_COLUMNS)}) "
+    "SELECT %s, smiles, inchikey, reward, scores::jsonb, route::jsonb, step, last_step, first_seen, "
+    "times_sampled FROM molecule_staging " + _ON_CONFLICT
+)
 
 
 @dataclass(frozen=True)
@@ -44,56 +82,74 @@ def _finite(value: float | None) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _aggregate(records: Iterable[MoleculeRecord]) -> list[dict[str, Any]]:
-    """One row per SMILES: the first occurrence's data, sampled count and the step span."""
-    rows: dict[str, dict[str, Any]] = {}
-    now = utcnow()
+_encode = json.JSONEncoder(check_circular=False).encode  # json.dumps minus its per-call set-up
+
+
+def _scores_json(scores: dict[str, float]) -> str:
+    try:
+        if all(map(math.isfinite, scores.values())):
+            return _encode(scores)
+    except TypeError:  # None, or a number type JSON does not know (numpy float32)
+        pass
+    return _encode({k: _finite(v) for k, v in scores.items()})
+
+
+def _aggregate(records: Iterable[MoleculeRecord], now: Any) -> list[list[Any]]:
+    """One row per SMILES (in ``_COLUMNS`` order): the first occurrence's data, the sampled count
+    and the step span; JSON serialised once per distinct molecule."""
+    rows: dict[str, list[Any]] = {}
     for rec in records:
         row = rows.get(rec.smiles)
         if row is None:
-            rows[rec.smiles] = {
-                "smiles": rec.smiles,
-                "inchikey": rec.inchikey,
-                "reward": _finite(rec.reward) or 0.0,
-                "scores": {k: _finite(v) for k, v in rec.scores.items()},
-                "route": rec.route,
-                "step": rec.step,
-                "last_step": rec.step,
-                "first_seen": now,
-                "times_sampled": 1,
-            }
+            rows[rec.smiles] = [
+                rec.smiles, rec.inchikey, _finite(rec.reward) or 0.0,
+                _scores_json(rec.scores), _encode(rec.route), rec.step, rec.step, now, 1,
+            ]
         else:
-            row["times_sampled"] += 1
-            row["step"] = min(row["step"], rec.step)
-            row["last_step"] = max(row["last_step"], rec.step)
-    return list(rows.values())
+            row[8] += 1
+            row[5] = min(row[5], rec.step)
+            row[6] = max(row[6], rec.step)
+    # In key order: neighbouring inserts touch neighbouring pages of the (run_id, smiles) index.
+    return sorted(rows.values(), key=itemgetter(0))
+
+
+def _sqlite_time(moment: datetime) -> str:
+    """SQLAlchemy's SQLite DateTime storage format, so ORM reads and SQL comparisons agree."""
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def write_molecules(session: Session, run_id: str, records: Sequence[MoleculeRecord]) -> int:
-    """Upsert a batch; returns the number of rows sent.
-
-    Idempotent for replayed steps: a conflicting row is only updated when the incoming step is later
-    than the stored ``last_step``, so a step written twice (a crash between write and checkpoint,
-    then a resume) neither duplicates the molecule nor counts its samples twice.
-    """
-    rows = _aggregate(records)
+    """Upsert a batch in the session's transaction; returns the number of distinct rows sent."""
+    dialect = session.get_bind().dialect.name
+    now = utcnow()
+    rows = _aggregate(records, _sqlite_time(now) if dialect == "sqlite" else now)
     if not rows:
         return 0
-    table = Molecule.__table__
-    stmt = _insert(session, table)
-    excluded = stmt.excluded
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[table.c.run_id, table.c.smiles],
-        set_={
-            "times_sampled": table.c.times_sampled + excluded.times_sampled,
-            "last_step": excluded.last_step,
-        },
-        where=excluded.last_step > table.c.last_step,
-    )
-    for start in range(0, len(rows), CHUNK_ROWS):
-        # executemany: SQLAlchemy batches these into multi-row INSERTs ("insertmanyvalues").
-        session.execute(stmt, [dict(row, run_id=run_id) for row in rows[start : start + CHUNK_ROWS]])
+    dbapi = session.connection().connection.driver_connection
+    if dialect == "sqlite":
+        cursor = dbapi.cursor()
+        try:
+            for start in range(0, len(rows), CHUNK_ROWS):
+                chunk = [(run_id, *row) for row in rows[start : start + CHUNK_ROWS]]
+                cursor.executemany(_SQLITE_UPSERT, chunk)
+        finally:
+            cursor.close()
+    elif dialect == "postgresql":
+        _copy_upsert_postgres(dbapi, run_id, rows)
+    else:
+        raise RuntimeError(f"unsupported database dialect {dialect!r}; use SQLite or PostgreSQL")
     return len(rows)
+
+
+def _copy_upsert_postgres(dbapi: Any, run_id: str, rows: list[list[Any]]) -> None:
+    with dbapi.cursor() as cursor:
+        cursor.execute(_PG_STAGING)
+        with cursor.copy(f"COPY molecule_staging ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(_PG_UPSERT, (run_id,))
+        # Several writes in one transaction must not see each other's staged rows.
+        cursor.execute("DELETE FROM molecule_staging")
 
 
 def write_metrics(session: Session, run_id: str, step: int, values: dict[str, float]) -> None:
