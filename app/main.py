@@ -7,7 +7,7 @@ from fastapi import Depends, FastAPI
 from app.api import catalogues, health, molecules, runs
 from app.api.deps import require_token
 from app.api.errors import install_error_handlers
-from app.chem import make_svg_renderer
+from app.chem import ChemCache, make_svg_renderer
 from app.db import Database
 from app.pages import pages_router
 from app.settings import Settings
@@ -25,6 +25,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     )
     app.state.settings, app.state.db = settings, db
     app.state.svg = make_svg_renderer(settings.svg_cache_size)
+    app.state.chem_cache = ChemCache()
     install_error_handlers(app)
     protected = [Depends(require_token)]
     for router in (runs.router, molecules.router, catalogues.router):

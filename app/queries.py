@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, func, select, tuple_
 from sqlalchemy.orm import Session
 
-from app.chem import MoleculeFilter
+from app.chem import ChemCache, MoleculeFilter
 from app.models import Metric, Molecule, Run
 
 MISSING_SCORE = -1e300  # sorts molecules without a component score last in descending order
@@ -137,33 +137,59 @@ def _ordered(stmt: Select[Any], key: SortKey) -> Select[Any]:
     return stmt.order_by(key.expression.asc(), Molecule.id.asc())
 
 
-def list_molecules(session: Session, q: MoleculeQuery) -> MoleculePage:
+def list_molecules(session: Session, q: MoleculeQuery, cache: ChemCache | None = None) -> MoleculePage:
     """One page; with a SMARTS or similarity filter rows are tested in sort order, at most
     ``max_scan`` per request (a short page then carries a cursor to continue from)."""
     key = molecule_sort(q.sort)
-    chem = MoleculeFilter(q.smarts, q.similar_to, q.min_similarity)
-    base = select(Molecule, key.expression).where(and_(*_molecule_conditions(q)))
+    chem = MoleculeFilter(q.smarts, q.similar_to, q.min_similarity, cache)
+    conditions = and_(*_molecule_conditions(q))
     cursor = decode_cursor(q.cursor, 2) if q.cursor else None
-    batch = max(4 * q.limit, 256) if chem.active else q.limit + 1
-    found: list[tuple[Molecule, float | None, Any]] = []
+    if not chem.active:
+        stmt = select(Molecule, key.expression).where(conditions)
+        stmt = stmt.where(_after(key, cursor)) if cursor else stmt
+        rows = session.execute(_ordered(stmt, key).limit(q.limit + 1)).all()
+        found = [(mol, None, value) for mol, value in rows[: q.limit]]
+        more = len(rows) > q.limit
+        return _page(found, encode_cursor([found[-1][2], found[-1][0].id]) if more else None, len(found))
+    return _chemical_page(session, q, key, chem, conditions, cursor)
+
+
+def _chemical_page(
+    session: Session,
+    q: MoleculeQuery,
+    key: SortKey,
+    chem: MoleculeFilter,
+    conditions: ColumnElement[bool],
+    cursor: list[Any] | None,
+) -> MoleculePage:
+    """Scan (id, SMILES, sort value) in sort order and stop once the page is full; only the matching
+    rows are then loaded whole (routes and scores are not decoded for rows the filter rejects)."""
+    base = select(Molecule.id, Molecule.smiles, key.expression).where(conditions)
+    batch = max(4 * q.limit, 256)
+    hits: list[tuple[int, float | None, Any]] = []
     scanned = 0
-    while True:
+    next_cursor: list[Any] | None = None
+    while next_cursor is None:
         stmt = base.where(_after(key, cursor)) if cursor else base
         rows = session.execute(_ordered(stmt, key).limit(batch)).all()
-        for mol, value in rows:
-            if len(found) == q.limit:
-                last_mol, _, last_value = found[-1]
-                return _page(found, encode_cursor([last_value, last_mol.id]), scanned)
+        for mol_id, smiles, value in rows:
+            if len(hits) == q.limit:
+                next_cursor = [hits[-1][2], hits[-1][0]]
+                break
             scanned += 1
-            cursor = [value, mol.id]
-            similarity = chem.similarity(mol.smiles) if chem.active else None
-            if chem.active and similarity is None:
-                continue
-            found.append((mol, similarity if chem.similar else None, value))
-        if len(rows) < batch:
-            return _page(found, None, scanned)
-        if chem.active and scanned >= q.max_scan:
-            return _page(found, encode_cursor(cursor), scanned)
+            cursor = [value, mol_id]
+            similarity = chem.similarity(smiles, mol_id)
+            if similarity is not None:
+                hits.append((mol_id, similarity if chem.similar else None, value))
+        else:
+            if len(rows) < batch:
+                break
+            if scanned >= q.max_scan:
+                next_cursor = cursor
+            batch = min(4 * batch, 4096)  # sparse matches: fewer, larger round trips
+    loaded = {m.id: m for m in session.scalars(select(Molecule).where(Molecule.id.in_([h[0] for h in hits])))}
+    found = [(loaded[i], sim, value) for i, sim, value in hits if i in loaded]
+    return _page(found, encode_cursor(next_cursor) if next_cursor else None, scanned)
 
 
 def _page(found: list[tuple[Molecule, float | None, Any]], cursor: str | None, scanned: int) -> MoleculePage:

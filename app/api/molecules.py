@@ -51,6 +51,7 @@ def _check_chem(smarts: str | None, similar_to: str | None) -> None:
 @router.get("/runs/{run_id}/molecules", response_model=MoleculePageOut)
 def run_molecules(
     run_id: str,
+    request: Request,
     sort: str = Query("-reward", description="reward, step, id, times_sampled or a score name; '-' = desc"),
     limit: int = Query(50, ge=1, le=1000),
     cursor: str | None = None,
@@ -76,7 +77,7 @@ def run_molecules(
         similar_to=similar_to,
         min_similarity=min_similarity,
     )
-    page = list_molecules(session, query)
+    page = list_molecules(session, query, request.app.state.chem_cache)
     return MoleculePageOut(
         items=[molecule_out(m, s) for m, s in page.items], next_cursor=page.next_cursor, scanned=page.scanned
     )
