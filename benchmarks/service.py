@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
+import os
 import platform
 import random
 import statistics
@@ -53,8 +54,10 @@ def molecules(smiles: list[str], n: int, seed: int = 0) -> Iterator[MoleculeReco
         yield MoleculeRecord(text, rng.random(), i // 1000, {"qed": rng.random(), "sa": rng.random()}, route)
 
 
-def fill(db: Database, run_id: str, records: Iterator[MoleculeRecord]) -> tuple[int, float]:
-    count, start, batch = 0, time.perf_counter(), []
+def fill(db: Database, run_id: str, records: Iterator[MoleculeRecord]) -> tuple[int, float, float]:
+    """Rows written, wall seconds, and this process's CPU seconds (a PostgreSQL server's own work
+    is not in the latter)."""
+    count, start, cpu, batch = 0, time.perf_counter(), time.process_time(), []
     for record in records:
         batch.append(record)
         if len(batch) == BATCH:
@@ -62,7 +65,7 @@ def fill(db: Database, run_id: str, records: Iterator[MoleculeRecord]) -> tuple[
             batch = []
     if batch:
         count += _write(db, run_id, batch)
-    return count, time.perf_counter() - start
+    return count, time.perf_counter() - start, time.process_time() - cpu
 
 
 def _write(db: Database, run_id: str, batch: list[MoleculeRecord]) -> int:
@@ -70,15 +73,18 @@ def _write(db: Database, run_id: str, batch: list[MoleculeRecord]) -> int:
         return write_molecules(session, run_id, batch)
 
 
-def percentiles(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
-    fn()  # warm
+def percentiles(fn: Callable[[], object], repeats: int) -> tuple[float, float, float]:
+    """(cold, p50, p95) in ms; cold is the first call (no query cache warm yet)."""
+    start = time.perf_counter()
+    fn()
+    cold = (time.perf_counter() - start) * 1000
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
         times.append((time.perf_counter() - start) * 1000)
     times.sort()
-    return statistics.median(times), times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
+    return cold, statistics.median(times), times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
 
 
 def cursor_of_page(client: TestClient, url: str, page: int, limit: int) -> str:
@@ -91,7 +97,7 @@ def cursor_of_page(client: TestClient, url: str, page: int, limit: int) -> str:
     return cursor
 
 
-def measure(client: TestClient, run_id: str, repeats: int) -> dict[str, tuple[float, float]]:
+def measure(client: TestClient, run_id: str, repeats: int) -> dict[str, tuple[float, float, float]]:
     url = f"/api/v1/runs/{run_id}/molecules"
     c100 = cursor_of_page(client, url, 100, 50)
 
@@ -125,7 +131,8 @@ def run_one(url: str, data_dir: Path, n: int, smiles: list[str], repeats: int) -
         session.add(run)
         session.flush()
         run_id = run.id
-    count, seconds = fill(db, run_id, molecules(smiles, n))
+    load_before = os.getloadavg()[0]
+    count, seconds, cpu = fill(db, run_id, molecules(smiles, n))
     if db.dialect == "postgresql":
         with db.engine.connect() as conn:
             conn.exec_driver_sql("ANALYZE molecules")
@@ -133,22 +140,37 @@ def run_one(url: str, data_dir: Path, n: int, smiles: list[str], repeats: int) -
     with TestClient(create_app(settings, db)) as client:
         latencies = measure(client, run_id, repeats)
     db.dispose()
-    return {"rows": count, "insert_per_s": count / seconds, "insert_s": seconds, "latency": latencies}
+    return {
+        "rows": count,
+        "insert_per_s": count / seconds,
+        "insert_per_cpu_s": count / cpu,
+        "insert_s": seconds,
+        "load": (load_before, os.getloadavg()[0]),
+        "latency": latencies,
+    }
 
 
 def report(results: dict[str, dict[str, object]], args: argparse.Namespace) -> str:
     lines = [
         f"`.venv/bin/python benchmarks/service.py --molecules {args.molecules} --repeats {args.repeats}` — "
         f"{platform.node()}, {platform.machine()}, Python {platform.python_version()}, "
-        f"{time.strftime('%Y-%m-%d')}",
+        f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs",
         "",
-        "| database | bulk upsert (molecules/s) | query | p50 ms | p95 ms |",
-        "|---|---|---|---|---|",
+        "| database | bulk upsert, molecules/s: wall (per CPU-second of this process) | 1-min load "
+        "before/after | query | cold ms | p50 ms | p95 ms |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, result in results.items():
-        for i, (query, (p50, p95)) in enumerate(result["latency"].items()):  # type: ignore[union-attr]
-            rate = f"{result['insert_per_s']:,.0f} ({result['rows']:,} rows)" if i == 0 else ""
-            lines.append(f"| {name if i == 0 else ''} | {rate} | {query} | {p50:.1f} | {p95:.1f} |")
+        for i, (query, (cold, p50, p95)) in enumerate(result["latency"].items()):  # type: ignore[union-attr]
+            rate = load = ""
+            if i == 0:
+                rate = (
+                    f"{result['insert_per_s']:,.0f} ({result['insert_per_cpu_s']:,.0f}), "
+                    f"{result['rows']:,} rows"
+                )
+                load = "{:.1f} / {:.1f}".format(*result["load"])  # type: ignore[str-format]
+            label = name if i == 0 else ""
+            lines.append(f"| {label} | {rate} | {load} | {query} | {cold:.1f} | {p50:.1f} | {p95:.1f} |")
     return "\n".join(lines)
 
 
