@@ -70,9 +70,7 @@ def _canonical(mol: Chem.Mol) -> str | None:
         Chem.SanitizeMol(mol)
         if any(atom.GetNumRadicalElectrons() for atom in mol.GetAtoms()):
             return None
-        smiles = Chem.MolToSmiles(mol)
-        again = Chem.MolFromSmiles(smiles)
-        return None if again is None else Chem.MolToSmiles(again)
+        return Chem.MolToSmiles(mol)
     except (ValueError, RuntimeError):
         return None
 
@@ -100,6 +98,9 @@ class SynthesisChemistry:
         self._is_start = np.zeros(self.n_blocks, dtype=bool)
         self._is_start[self.start_blocks] = True
         self._reverse = [_reverse_reaction(t.smarts) for t in self.templates]
+        # exact canonical-SMILES lookup: the library's own index_of also standardises misses, which
+        # costs more than the whole retro step for the many retro fragments that are not blocks
+        self._block_index = {smi: i for i, smi in enumerate(library.smiles)}  # type: ignore[attr-defined]
         self._mols: dict[str, Chem.Mol] = {}
         self._slots: dict[str, tuple[tuple[int, int], ...]] = {}
         self._products: dict[tuple[int, tuple[str, ...]], str | None] = {}
@@ -171,6 +172,10 @@ class SynthesisChemistry:
             self._products[key] = single[0] if single else None
         return self._products[key]
 
+    def block_index(self, smiles: str) -> int | None:
+        """The library position of an exact canonical SMILES, or None."""
+        return self._block_index.get(smiles)
+
     def block_smiles(self, block: int) -> str:
         return self.library.smiles[block]  # type: ignore[attr-defined]
 
@@ -196,19 +201,24 @@ class SynthesisChemistry:
     def _verify(self, t: _Template, outcome: Sequence[Chem.Mol], smiles: str) -> list[RetroParent]:
         if len(outcome) != t.arity:
             return []
-        names = [_canonical(Chem.Mol(m)) for m in outcome]
-        if any(n is None for n in names):
-            return []
+        names: list[str | None | bool] = [False] * t.arity  # False: not canonicalised yet
+
+        def name(i: int) -> str | None:
+            if names[i] is False:
+                names[i] = _canonical(Chem.Mol(outcome[i]))
+            return names[i]  # type: ignore[return-value]
+
         out = []
         for s in range(t.arity):
-            parent = names[s]
             block = -1
-            if t.arity == 2:
-                found = self.library.index_of(names[1 - s])  # type: ignore[attr-defined]
-                if found is None or not self._is_partner(t.index, s, int(found)):
+            if t.arity == 2:  # the block side first: most retro outcomes fail here, before the parent side
+                other = name(1 - s)
+                found = None if other is None else self._block_index.get(other)
+                if found is None or not self._is_partner(t.index, s, found):
                     continue
-                block = int(found)
-            if self._forward_ok(t.index, s, parent, block, smiles):
+                block = found
+            parent = name(s)
+            if parent is not None and self._forward_ok(t.index, s, parent, block, smiles):
                 out.append(RetroParent(t.index, s, parent, block))
         return out
 
@@ -218,9 +228,10 @@ class SynthesisChemistry:
         return bool(pos < partners.size and partners[pos] == block)
 
     def _forward_ok(self, template: int, slot: int, parent: str, block: int, smiles: str) -> bool:
+        """The forward reaction gives back ``smiles`` (RunReactants only succeeds on matching reactants,
+        so this also proves the parent fits the slot: no separate pattern match is needed)."""
         try:
-            if (template, slot) not in self.template_slots(parent):
-                return False
+            self.mol(parent)
         except ValueError:
             return False
         reactants = (parent,) if block < 0 else self.ordered(slot, parent, self.block_smiles(block))
@@ -236,8 +247,8 @@ class SynthesisChemistry:
         known = self._reachable.get(key)
         if known is None:
             if depth == 0:
-                block = self.library.index_of(smiles)  # type: ignore[attr-defined]
-                known = block is not None and bool(self._is_start[int(block)])
+                block = self._block_index.get(smiles)
+                known = block is not None and bool(self._is_start[block])
             else:
                 known = any(self.reachable(p.parent, depth - 1) for p in self.retro(smiles))
             self._reachable[key] = known

@@ -118,8 +118,9 @@ class SynthesisEnv:
         """Every (parent state, forward action) leading to ``state`` from a reachable parent."""
         assert state.smiles is not None
         if state.depth == 0:
-            block = self.chem.library.index_of(state.smiles)  # type: ignore[attr-defined]
-            return [(EMPTY, Action("start", block=int(block)))]
+            block = self.chem.block_index(state.smiles)
+            assert block is not None, state
+            return [(EMPTY, Action("start", block=block))]
         out = []
         for p in self.chem.parents(state.smiles, state.depth):
             kind: ActionKind = "uni" if p.block < 0 else "bi"

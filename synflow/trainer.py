@@ -320,6 +320,16 @@ class Trainer:
         torch.save(self.state_dict(), tmp)
         os.replace(tmp, path)
 
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, **kwargs: Any) -> Trainer:
+        """A trainer rebuilt from the config stored in a checkpoint, with its state loaded."""
+        from synflow.config import parse_run_config
+
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        trainer = cls(parse_run_config(state["config"]), **kwargs)
+        trainer.load_checkpoint(path)
+        return trainer
+
     def load_checkpoint(self, path: str | Path) -> None:
         state = torch.load(path, map_location=self.device, weights_only=False)
         self.step = state["step"]

@@ -1,0 +1,55 @@
+"""Featurisation and the policy network: shapes, β reaching the network, block encoder equivalence."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from models.encoders import BetaEncoding
+from models.featurize import ATOM_FEATURES, BOND_FEATURES, BlockFeatures, MolFeaturizer
+from models.policy import SynthesisPolicy
+
+
+def test_featurizer_batches_like_separate_graphs() -> None:
+    feat = MolFeaturizer()
+    batch = feat.batch(["CCO", "c1ccccc1N"])
+    assert batch.x.shape == (3 + 7, ATOM_FEATURES)
+    assert batch.edge_attr.shape == (2 * (2 + 7), BOND_FEATURES)
+    assert batch.batch.tolist() == [0] * 3 + [1] * 7
+    assert int(batch.edge_index[:, 4:].min()) >= 3  # second graph's edges are offset
+    assert feat("CCO") is feat("CCO")  # cached by SMILES
+
+
+def test_constant_beta_still_reaches_the_network() -> None:
+    enc = BetaEncoding(8.0, 8.0)
+    assert enc(torch.tensor([8.0])).abs().sum() > 0
+    ranged = BetaEncoding(1.0, 16.0)
+    assert not torch.equal(ranged(torch.tensor([2.0])), ranged(torch.tensor([12.0])))
+
+
+def _policy() -> SynthesisPolicy:
+    torch.manual_seed(0)
+    return SynthesisPolicy(n_templates=3, max_depth=2, fp_dim=64, desc_dim=2, beta_range=(1.0, 8.0),
+                           hidden=16, layers=2, block_hidden=16)
+
+
+def test_log_z_and_policy_depend_on_beta() -> None:
+    model = _policy()
+    assert model.log_z(torch.tensor([1.0])) != model.log_z(torch.tensor([8.0]))
+    graphs = MolFeaturizer().batch(["CCO"])
+    z1 = model.encode(graphs, torch.tensor([0]), torch.tensor([1.0]))
+    z8 = model.encode(graphs, torch.tensor([0]), torch.tensor([8.0]))
+    assert not torch.allclose(z1, z8)
+
+
+def test_block_features_equal_a_dense_first_layer() -> None:
+    rng = np.random.default_rng(0)
+    dense = (rng.random((5, 64)) < 0.1).astype(np.uint8)
+    desc = rng.random((5, 2)).astype(np.float32)
+    feats = BlockFeatures(np.packbits(dense, axis=1), 64, desc)
+    model = _policy()
+    bits, offsets, d = feats.gather(np.array([4, 1, 3]), torch.device("cpu"))
+    bag = model.blocks.bits(bits, offsets)
+    expected = torch.tensor(dense[[4, 1, 3]], dtype=torch.float32) @ model.blocks.bits.weight
+    assert torch.allclose(bag, expected, atol=1e-6)
+    assert torch.equal(d, torch.tensor(desc[[4, 1, 3]]))
