@@ -32,5 +32,5 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         app.include_router(router, prefix=API_PREFIX, dependencies=protected)
     app.include_router(health.router)
     app.include_router(pages_router())
-    health.install_metrics(app, db, protected)
+    health.install_metrics(app, db, protected, prefixes=(API_PREFIX,))
     return app

@@ -38,4 +38,10 @@ def require_token(
             return
         if scheme.lower() == "bearer" and token and verify_token(session, settings, token.strip()):
             return
-    raise ApiError(401, "authorization: a valid bearer token is required", "authorization")
+    # RFC 6750: a 401 names the scheme the client should use.
+    raise ApiError(
+        401,
+        "authorization: a valid bearer token is required",
+        "authorization",
+        headers={"WWW-Authenticate": 'Bearer realm="synflow"'},
+    )

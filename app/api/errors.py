@@ -13,9 +13,11 @@ from app.training import ConfigInvalid
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
-        self.status, self.message, self.field = status, message, field
+        self.status, self.message, self.field, self.headers = status, message, field, headers
 
 
 def error_body(message: str, errors: list[tuple[str, str]] | None = None) -> dict[str, object]:
@@ -31,7 +33,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api(_: Request, exc: ApiError) -> JSONResponse:
         errors = [(exc.field, exc.message)] if exc.field else []
-        return JSONResponse(error_body(exc.message, errors), status_code=exc.status)
+        return JSONResponse(error_body(exc.message, errors), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(ConfigInvalid)
     async def _config(_: Request, exc: ConfigInvalid) -> JSONResponse:

@@ -60,7 +60,24 @@ class RunCollector:
         yield gauge
 
 
-def install_metrics(app: FastAPI, db: Database, dependencies: list[Any]) -> None:
+def route_template(request: Request, prefixes: tuple[str, ...]) -> str:
+    """The matched route's template with its full path (``/api/v1/runs/{run_id}``), so labels stay
+    few; recent FastAPI versions leave an included router's prefix out of ``route.path``."""
+    route = request.scope.get("route")
+    template = getattr(route, "path", None)
+    if template is None:
+        return "unmatched"
+    path = request.scope.get("path", "")
+    for prefix in prefixes:
+        if path.startswith(prefix + "/") and not template.startswith(prefix + "/"):
+            return prefix + template
+    return template
+
+
+def install_metrics(
+    app: FastAPI, db: Database, dependencies: list[Any], prefixes: tuple[str, ...] = ()
+) -> None:
+    """Prometheus at ``/metrics``; ``prefixes`` are those the API routers are included under."""
     registry = CollectorRegistry()
     requests = Counter(
         "synflow_http_requests", "HTTP requests", ["method", "route", "status"], registry=registry
@@ -72,7 +89,7 @@ def install_metrics(app: FastAPI, db: Database, dependencies: list[Any]) -> None
     async def _measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         start = time.perf_counter()
         response = await call_next(request)
-        route = getattr(request.scope.get("route"), "path", "unmatched")
+        route = route_template(request, prefixes)
         requests.labels(request.method, route, str(response.status_code)).inc()
         latency.labels(route).observe(time.perf_counter() - start)
         return response

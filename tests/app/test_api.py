@@ -221,16 +221,21 @@ def test_health_and_prometheus(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz").json()
     assert ready["status"] == "ok" and ready["schema"]
-    client.post("/api/v1/runs", json=QED_RUN)
+    run_id = client.post("/api/v1/runs", json=QED_RUN).json()["id"]
+    client.get(f"/api/v1/runs/{run_id}")
     text = client.get("/metrics").text
     assert 'synflow_runs{status="queued"} 1.0' in text and "synflow_http_requests_total" in text
+    # Labels are route templates with the full path: bounded, and they say which API was called.
+    assert 'route="/api/v1/runs/{run_id}",status="200"' in text and run_id not in text
+    assert 'route="/api/v1/runs",status="201"' in text and 'route="/healthz"' in text
 
 
 def test_bearer_tokens(client: TestClient, db: Database) -> None:
     assert client.get("/api/v1/runs").status_code == 200  # no token stored: open
     with db.session() as session:
         token = create_token(session, "ci")
-    assert client.get("/api/v1/runs").status_code == 401
+    refused = client.get("/api/v1/runs")
+    assert refused.status_code == 401 and refused.headers["WWW-Authenticate"].startswith("Bearer")
     assert client.get("/api/v1/runs", headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert client.get("/api/v1/runs", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     assert client.get("/healthz").status_code == 200 and client.get("/readyz").status_code == 200
