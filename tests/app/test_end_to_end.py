@@ -23,7 +23,7 @@ TINY_QED_RUN = {
     "reward": {"components": [{"type": "qed"}]},
     "environment": {"max_reactions": 2},
     "model": {"hidden": 32, "layers": 1, "block_hidden": 32},
-    "training": {"steps": 4, "batch_size": 8, "checkpoint_every": 2, "log_every": 1, "seed": 1},
+    "training": {"steps": 2, "batch_size": 4, "checkpoint_every": 1, "log_every": 1, "seed": 1},
 }
 
 
@@ -131,8 +131,8 @@ def test_design_flow_over_http(server: httpx.Client) -> None:
     assert kinds[0] == "progress" and kinds[-1] == "end"
     run = _wait_finished(server, run_id)
     assert run["status"] == "succeeded", run["error"]
-    assert run["progress"] == {**run["progress"], "step": 4, "total_steps": 4}
-    assert run["device"] == "cpu" and run["checkpoint_step"] == 4 and run["latest_metrics"]
+    assert run["progress"] == {**run["progress"], "step": 2, "total_steps": 2}
+    assert run["device"] == "cpu" and run["checkpoint_step"] == 2 and run["latest_metrics"]
     molecules, cursor = [], None
     while True:
         page = server.get(
@@ -159,4 +159,4 @@ def test_design_flow_over_http(server: httpx.Client) -> None:
     assert len(mols) == len(molecules) and float(mols[0].GetProp("reward")) == best["reward"]
     assert json.loads(mols[0].GetProp("route")) == detail["route"]
     metrics = server.get(f"/api/v1/runs/{run_id}/metrics", params={"name": "loss"}).json()["metrics"]
-    assert [p["step"] for p in metrics["loss"]] == [1, 2, 3, 4]
+    assert [p["step"] for p in metrics["loss"]] == [1, 2]
