@@ -27,6 +27,8 @@ def load_settings(database_url: str | None, data_dir: Path | None) -> Settings:
 
 def _serve(settings: Settings, host: str, port: int, workers: int, migrate: bool) -> None:
     import multiprocessing
+    import os
+    import signal
 
     import uvicorn
 
@@ -38,10 +40,13 @@ def _serve(settings: Settings, host: str, port: int, workers: int, migrate: bool
     if migrate:
         upgrade(settings.resolved_database_url())
     context = multiprocessing.get_context("spawn")
-    procs = [context.Process(target=worker_process_main, args=(settings.model_dump_json(),), daemon=False)
-             for _ in range(workers)]
+    args = (settings.model_dump_json(), os.getpid())
+    procs = [context.Process(target=worker_process_main, args=args, daemon=False) for _ in range(workers)]
     for proc in procs:
         proc.start()
+    # uvicorn re-raises SIGTERM after its graceful shutdown with the previous handler in place; with
+    # the default one the process would die before ``finally`` and leave the workers orphaned.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
     finally:
@@ -49,6 +54,10 @@ def _serve(settings: Settings, host: str, port: int, workers: int, migrate: bool
             proc.terminate()
         for proc in procs:
             proc.join(timeout=30)
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _export(settings: Settings, run_id: str, fmt: str, out: Path | None) -> None:

@@ -249,8 +249,9 @@ class Worker:
                 self.shutdown.wait(self.settings.worker_poll_seconds)
 
 
-def worker_process_main(settings_json: str) -> None:
-    """Entry point of an embedded worker process (``synflow serve --workers N``)."""
+def worker_process_main(settings_json: str, parent_pid: int | None = None) -> None:
+    """Entry point of a worker process: ``synflow worker``, or an embedded worker of ``synflow serve``
+    (``parent_pid`` set), which stops by itself when its parent is gone, however the parent died."""
     import signal
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -259,7 +260,16 @@ def worker_process_main(settings_json: str) -> None:
     worker = Worker(db, settings)
     signal.signal(signal.SIGTERM, lambda *_: worker.shutdown.set())
     signal.signal(signal.SIGINT, lambda *_: worker.shutdown.set())
+    if parent_pid is not None:
+        threading.Thread(target=_stop_when_orphaned, args=(worker, parent_pid), daemon=True).start()
     try:
         worker.run_forever()
     finally:
         db.dispose()
+
+
+def _stop_when_orphaned(worker: Worker, parent_pid: int, interval: float = 1.0) -> None:
+    while not worker.shutdown.wait(interval):
+        if os.getppid() != parent_pid:
+            log.warning("worker %s: parent %s is gone; stopping", worker.worker_id, parent_pid)
+            worker.shutdown.set()
