@@ -21,13 +21,13 @@ from typing import Any
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path.pop(0)
 
-from rdkit import Chem, rdBase  # noqa: E402
-from rdkit.Chem import AllChem  # noqa: E402
+from rdkit import Chem, rdBase
+from rdkit.Chem import AllChem
 
-from synflow.config import parse_run_config  # noqa: E402
-from synflow.runtime import configure_torch_threads  # noqa: E402
-from synflow.trainer import Trainer  # noqa: E402
-from synflow.trajectory import Trajectory  # noqa: E402
+from synflow.config import parse_run_config
+from synflow.runtime import configure_torch_threads
+from synflow.trainer import Trainer
+from synflow.trajectory import Trajectory
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -36,16 +36,27 @@ TEMPLATES = DATA / "templates" / "synflownet_hb.txt"
 CACHE = ROOT / ".cache" / "bench"
 
 
+SETTINGS: dict[str, Any] = {"blocks": BLOCKS, "batch": 64, "max_reactions": 3}
+
+
 def config(steps: int, seed: int = 0, **loss: Any) -> Any:
-    return parse_run_config({
-        "reward": {"components": [{"type": "qed"}], "beta": 16.0},
-        "loss": {"divergence": "reverse_kl", **loss},
-        "environment": {"max_reactions": 3, "building_blocks": str(BLOCKS), "templates": str(TEMPLATES),
-                        "cache_dir": str(CACHE), "blocks_per_template": 64},
-        "model": {"hidden": 64, "layers": 2, "block_hidden": 128},
-        "replay": {"fraction": 0.0},
-        "training": {"steps": steps, "batch_size": 64, "seed": seed, "lr": 1e-3, "log_every": 10_000},
-    })
+    batch = SETTINGS["batch"]
+    return parse_run_config(
+        {
+            "reward": {"components": [{"type": "qed"}], "beta": 16.0},
+            "loss": {"divergence": "reverse_kl", **loss},
+            "environment": {
+                "max_reactions": SETTINGS["max_reactions"],
+                "building_blocks": str(SETTINGS["blocks"]),
+                "templates": str(TEMPLATES),
+                "cache_dir": str(CACHE),
+                "blocks_per_template": 64,
+            },
+            "model": {"hidden": 64, "layers": 2, "block_hidden": 128},
+            "replay": {"fraction": 0.0},
+            "training": {"steps": steps, "batch_size": batch, "seed": seed, "lr": 1e-3, "log_every": 10_000},
+        }
+    )
 
 
 def chemistry_floor(trajs: list[Trajectory], templates: list[Any]) -> float:
@@ -91,7 +102,7 @@ def throughput(steps: int, warmup: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     sampled: list[Trajectory] = []
     for _ in range(steps):
-        sampled += trainer.sample(64)
+        sampled += trainer.sample(SETTINGS["batch"])
     sample_s = time.perf_counter() - t0
     sample_split = dict(trainer.timers)
     # training (sample + score + loss + step)
@@ -105,12 +116,16 @@ def throughput(steps: int, warmup: int) -> dict[str, Any]:
     n = len(sampled)
     reactions = sum(t.n_reactions for t in sampled) / n
     return {
-        "setup_s": round(setup, 1), "trajectories": n, "mean_reactions": round(reactions, 2),
+        "setup_s": round(setup, 1),
+        "trajectories": n,
+        "mean_reactions": round(reactions, 2),
         "valid_fraction": round(sum(t.valid for t in sampled) / n, 3),
-        "sampled_per_s": round(n / sample_s, 1), "trained_per_s": round(steps * 64 / train_s, 1),
+        "sampled_per_s": round(n / sample_s, 1),
+        "trained_per_s": round(steps * SETTINGS["batch"] / train_s, 1),
         "sample_split_s": {k: round(v, 2) for k, v in sample_split.items()},
         "train_split_s": {k: round(v, 2) for k, v in trainer.timers.items()},
-        "floor_per_s": round(n / floor_s, 1), "overhead_ratio": round((sample_s / n) / (floor_s / n), 2),
+        "floor_per_s": round(n / floor_s, 1),
+        "overhead_ratio": round((sample_s / n) / (floor_s / n), 2),
         "chem_stats": trainer.chem.stats,
     }
 
@@ -119,7 +134,10 @@ DIVERGENCES = {
     "reverse_kl (TB)": {"divergence": "reverse_kl"},
     "forward_kl": {"divergence": "forward_kl"},
     "hellinger": {"divergence": "hellinger"},
-    "alpha 0.75→1.2": {"divergence": "alpha", "alpha_schedule": {"start": 0.75, "end": 1.2, "kind": "linear"}},
+    "alpha 0.75→1.2": {
+        "divergence": "alpha",
+        "alpha_schedule": {"start": 0.75, "end": 1.2, "kind": "linear"},
+    },
     "alpha 1.2": {"divergence": "alpha", "alpha": 1.2},
 }
 
@@ -133,8 +151,19 @@ def divergences(steps: int, seeds: list[int]) -> dict[str, Any]:
         for seed in seeds:
             trainer = Trainer(config(steps, seed, **loss))
             summary = trainer.run()
-            runs.append({k: summary[k] for k in ("top100_reward", "top10_reward", "modes", "scaffolds",
-                                                  "top100_diversity", "unique")})
+            runs.append(
+                {
+                    k: summary[k]
+                    for k in (
+                        "top100_reward",
+                        "top10_reward",
+                        "modes",
+                        "scaffolds",
+                        "top100_diversity",
+                        "unique",
+                    )
+                }
+            )
         out[name] = runs
         print(name, runs, flush=True)
     return out
@@ -146,9 +175,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--blocks", type=Path, default=BLOCKS, help="building-block file")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--max-reactions", type=int, default=3)
     args = parser.parse_args()
+    SETTINGS.update(blocks=args.blocks, batch=args.batch, max_reactions=args.max_reactions)
     configure_torch_threads()
-    result = throughput(args.steps, args.warmup) if args.what == "throughput" else divergences(args.steps, args.seeds)
+    result = (
+        throughput(args.steps, args.warmup)
+        if args.what == "throughput"
+        else divergences(args.steps, args.seeds)
+    )
     result["machine"] = f"{platform.machine()} {platform.processor()} cpus={__import__('os').cpu_count()}"
     result["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     print(json.dumps(result, indent=2))
