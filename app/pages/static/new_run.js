@@ -99,7 +99,6 @@
       max_reactions: number("f-max-reactions"), blocks_per_template: number("f-blocks-per-template"),
       building_blocks: value("f-library") || null, templates: value("f-templates") || null,
     };
-    if (number("f-max-blocks") !== null) environment.max_blocks = number("f-max-blocks");
     const training = {
       steps: number("f-steps"), batch_size: number("f-batch"), device: value("f-device"),
       lr: number("f-lr"), seed: number("f-seed"), log_every: number("f-log-every"),
