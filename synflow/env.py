@@ -14,6 +14,13 @@ Backward actions mirror them: un-stop to a depth at which the molecule is reacha
 verified, reachable parent, un-start to the empty state.
 
 The level-1 decision index of an action is 0 for stop and ``1 + 2·template + slot`` otherwise.
+
+Backward policies (``environment.backward_policy``): ``uniform`` (the default) is uniform over the
+verified, reachable parents, so it is a fixed P_B whose support is exactly the forward DAG: the f-TB
+objective is stationary and its minimiser is exactly p ∝ R (the exactness tests check that the
+P_B mass over all trajectories to each molecule is 1). ``maximum_likelihood`` learns P_B by
+−log P_B on the trained trajectories (detached inside f-TB, as in SynFlowNet); it can prefer
+shorter or easier routes but adds a moving target, so it is the option, not the default.
 """
 
 from __future__ import annotations

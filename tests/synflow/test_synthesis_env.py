@@ -94,7 +94,9 @@ def test_trainer_records_replayable_routes_and_direct_rewards(chemistry) -> None
         assert record.reward == pytest.approx(direct, abs=1e-9)
         assert record.scores["qed"] == pytest.approx(direct, abs=1e-9)
         assert record.log_reward == pytest.approx(4.0 * math.log(direct), abs=1e-9)
-    assert {"top1_reward", "top10_reward", "unique", "modes", "scaffolds", "pmo_auc_top10"} <= set(sink.metrics[-1])
+    assert {"top1_reward", "top10_reward", "unique", "modes", "scaffolds", "pmo_auc_top10"} <= set(
+        sink.metrics[-1]
+    )
 
 
 def _params(trainer: Trainer) -> list[torch.Tensor]:
@@ -139,3 +141,22 @@ def test_subsampled_block_choice_is_importance_corrected(chemistry) -> None:
     assert all(len(s.candidates) == 2 and s.n_total == chemistry.start_blocks.size for s in starts)
     assert all(s.action.block in s.candidates for s in starts)
     assert np.all(np.diff(starts[0].candidates) > 0)
+
+
+def test_learned_backward_policy_is_normalised_over_every_route(chemistry) -> None:
+    from collections import defaultdict
+
+    from synflow.exact import terminal_key
+    from synflow.objective import backward_log_probs
+
+    config = tiny_config(environment={"backward_policy": "maximum_likelihood"}, training={"batch_size": 8})
+    trainer = Trainer(config, chemistry=chemistry)
+    trainer.run(steps=2)
+    trajs = enumerate_trajectories(trainer.env, beta=4.0)
+    with torch.no_grad():
+        probs = backward_log_probs(trainer.runner, trainer.model, trajs).double().exp().tolist()
+    mass: dict = defaultdict(float)
+    for traj, p in zip(trajs, probs, strict=True):
+        mass[terminal_key(traj)] += p
+    assert all(abs(m - 1.0) < 1e-4 for m in mass.values())
+    assert any(abs(p - np.exp(t.uniform_log_pb)) > 1e-3 for t, p in zip(trajs, probs, strict=True))
