@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint bench-quick clean
+.PHONY: install run demo test lint bench-quick clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,7 +14,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# API + pages + one embedded worker on http://127.0.0.1:8000, SQLite under ./synflow-data (migrated on start).
 run: install
+	$(VENV)/bin/synflow db upgrade
+	$(VENV)/bin/synflow serve --workers 1
+
+demo: install
 	$(VENV)/bin/synflow hypergrid --steps 2000
 
 test: install
