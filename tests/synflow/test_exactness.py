@@ -15,8 +15,14 @@ from tests.synflow.tiny_setting import tiny_chemistry, tiny_config
 
 # Training steps per (divergence, policy), each verified to pass on the development machine:
 # the mass-covering members converge more slowly on-policy than TB.
-STEPS = {("reverse_kl", "on"): 600, ("reverse_kl", "off"): 600, ("hellinger", "on"): 1200,
-         ("hellinger", "off"): 600, ("forward_kl", "on"): 1200, ("forward_kl", "off"): 1200}
+STEPS = {
+    ("reverse_kl", "on"): 600,
+    ("reverse_kl", "off"): 600,
+    ("hellinger", "on"): 1200,
+    ("hellinger", "off"): 600,
+    ("forward_kl", "on"): 1200,
+    ("forward_kl", "off"): 1200,
+}
 
 
 def l1_to_target(trainer: Trainer) -> float:
@@ -35,7 +41,12 @@ def test_trained_distribution_matches_reward(divergence: str, policy: str) -> No
     off = policy == "off"
     config = tiny_config(
         loss={"divergence": divergence},
-        training={"steps": STEPS[divergence, policy], "lr": 5e-3, "lr_schedule": "cosine", "exploration": 0.3 if off else 0.0},
+        training={
+            "steps": STEPS[divergence, policy],
+            "lr": 5e-3,
+            "lr_schedule": "cosine",
+            "exploration": 0.3 if off else 0.0,
+        },
         replay={"fraction": 0.5 if off else 0.0, "warmup": 32, "sampling": "reward"},
     )
     trainer = Trainer(config, chemistry=tiny_chemistry())
