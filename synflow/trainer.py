@@ -251,7 +251,7 @@ class Trainer:
             "loss": float(out.loss.detach()),
             "log_z": float(out.log_z),
             "delta_abs": float(out.delta.detach().abs().mean()),
-            "backward_loss": float(backward_loss),
+            "backward_loss": float(backward_loss.detach()),
             "lr": self.scheduler.get_last_lr()[0],
         }
         return loss, info
