@@ -201,7 +201,7 @@ class SynthesisChemistry:
     def _verify(self, t: _Template, outcome: Sequence[Chem.Mol], smiles: str) -> list[RetroParent]:
         if len(outcome) != t.arity:
             return []
-        names: list[str | None | bool] = [False] * t.arity  # False: not canonicalised yet
+        names: list[str | bool | None] = [False] * t.arity  # False: not canonicalised yet
 
         def name(i: int) -> str | None:
             if names[i] is False:
