@@ -14,6 +14,7 @@ this rule gives back the same molecule, so the forward and backward views agree 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -73,6 +74,30 @@ def _canonical(mol: Chem.Mol) -> str | None:
         return Chem.MolToSmiles(mol)
     except (ValueError, RuntimeError):
         return None
+
+
+# Elements tried for an atom a reverse template creates from an atom list such as [Cl,Br,I] (RDKit
+# writes it as a dummy atom): the leaving groups of common templates.
+_LIST_ATOM_ELEMENTS = (9, 17, 35, 53, 8)
+
+
+def _candidate_names(mol: Chem.Mol) -> list[str]:
+    """Canonical SMILES of a retro outcome, one per assignment of its dummy (atom-list) atoms."""
+    dummies = [a.GetIdx() for a in mol.GetAtoms() if a.GetAtomicNum() == 0]
+    if not dummies:
+        name = _canonical(Chem.Mol(mol))
+        return [] if name is None else [name]
+    if len(dummies) > 2:
+        return []
+    out: list[str] = []
+    for elements in itertools.product(_LIST_ATOM_ELEMENTS, repeat=len(dummies)):
+        variant = Chem.RWMol(mol)
+        for idx, z in zip(dummies, elements, strict=True):
+            variant.GetAtomWithIdx(idx).SetAtomicNum(z)
+        name = _canonical(variant.GetMol())
+        if name is not None and name not in out:
+            out.append(name)
+    return out
 
 
 class SynthesisChemistry:
@@ -201,25 +226,23 @@ class SynthesisChemistry:
     def _verify(self, t: _Template, outcome: Sequence[Chem.Mol], smiles: str) -> list[RetroParent]:
         if len(outcome) != t.arity:
             return []
-        names: list[str | bool | None] = [False] * t.arity  # False: not canonicalised yet
+        cache: dict[int, list[str]] = {}
 
-        def name(i: int) -> str | None:
-            if names[i] is False:
-                names[i] = _canonical(Chem.Mol(outcome[i]))
-            return names[i]  # type: ignore[return-value]
+        def names(i: int) -> list[str]:
+            if i not in cache:
+                cache[i] = _candidate_names(outcome[i])
+            return cache[i]
 
         out = []
         for s in range(t.arity):
-            block = -1
+            blocks = [-1]
             if t.arity == 2:  # the block side first: most retro outcomes fail here, before the parent side
-                other = name(1 - s)
-                found = None if other is None else self._block_index.get(other)
-                if found is None or not self._is_partner(t.index, s, found):
-                    continue
-                block = found
-            parent = name(s)
-            if parent is not None and self._forward_ok(t.index, s, parent, block, smiles):
-                out.append(RetroParent(t.index, s, parent, block))
+                found = (self._block_index.get(n) for n in names(1 - s))
+                blocks = [b for b in found if b is not None and self._is_partner(t.index, s, b)]
+            for block in blocks:
+                for parent in names(s):
+                    if self._forward_ok(t.index, s, parent, block, smiles):
+                        out.append(RetroParent(t.index, s, parent, block))
         return out
 
     def _is_partner(self, template: int, slot: int, block: int) -> bool:
