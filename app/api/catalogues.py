@@ -39,7 +39,7 @@ def ensure_bundled(request: Request, session: Session) -> None:
     """Record the bundled library and template set once per process (sizes need loading them)."""
     if getattr(request.app.state, "bundled_registered", False):
         return
-    existing = set(session.execute(select(Library.kind, Library.name)).tuples())
+    existing = {(kind, name) for kind, name in session.execute(select(Library.kind, Library.name))}
     for entry in bundled_entries():
         if (entry["kind"], entry["name"]) not in existing:
             session.add(Library(name=entry["name"], kind=entry["kind"], bundled=True, size=entry["size"]))

@@ -22,12 +22,11 @@ from app.main import create_app
 from app.models import Molecule
 from app.settings import Settings
 from app.worker import RunExecution, Worker
+from tests.app.test_end_to_end import TINY_QED_RUN
 
 RUN = {
+    **TINY_QED_RUN,
     "name": "cancel-resume",
-    "reward": {"components": [{"type": "qed"}]},
-    "environment": {"max_reactions": 2},
-    "model": {"hidden": 32, "layers": 1, "block_hidden": 32},
     "training": {"steps": 4, "batch_size": 4, "checkpoint_every": 1, "log_every": 1, "seed": 3},
 }
 
