@@ -52,24 +52,29 @@ def _reverse_reaction(smarts: str) -> AllChem.ChemicalReaction | None:
     parts = smarts.split(">")
     if len(parts) != 3:
         return None
+    _quiet = rdBase.BlockLogs()  # reversed templates warn about unmapped leaving groups; expected
     rxn = AllChem.ReactionFromSmarts(f"{parts[2]}>>{parts[0]}")
     rxn.Initialize()
     return rxn
 
 
-def _canonical(mol: Chem.Mol) -> str | None:
+def _canonical(mol: Chem.Mol, n_template_atoms: int) -> str | None:
     """Canonical SMILES of a retro-reaction outcome, or None when it is not a sane molecule.
 
     RDKit copies a mapped atom's hydrogen count from the product, where it had one bond more; let
     non-aromatic atoms recompute their implicit hydrogens (forward verification checks the result).
+    Only the first ``n_template_atoms`` atoms need it: RunReactants builds each outcome from its
+    product template's atoms first, in template order, then copies the untouched rest of the
+    molecule, whose atoms (hydrogen counts, no radicals, no atom maps) are exactly as they were in
+    the sanitised input. Looking at those few atoms instead of all of them halves a retro-analysis.
     """
     try:
-        for atom in mol.GetAtoms():
-            atom.SetAtomMapNum(0)
+        atoms = [mol.GetAtomWithIdx(i) for i in range(min(n_template_atoms, mol.GetNumAtoms()))]
+        for atom in atoms:
             if atom.GetNoImplicit() and not atom.GetIsAromatic():
                 atom.SetNoImplicit(False)
         Chem.SanitizeMol(mol)
-        if any(atom.GetNumRadicalElectrons() for atom in mol.GetAtoms()):
+        if any(atom.GetNumRadicalElectrons() for atom in atoms):
             return None
         return Chem.MolToSmiles(mol)
     except (ValueError, RuntimeError):
@@ -81,11 +86,13 @@ def _canonical(mol: Chem.Mol) -> str | None:
 _LIST_ATOM_ELEMENTS = (9, 17, 35, 53, 8)
 
 
-def _candidate_names(mol: Chem.Mol) -> list[str]:
-    """Canonical SMILES of a retro outcome, one per assignment of its dummy (atom-list) atoms."""
-    dummies = [a.GetIdx() for a in mol.GetAtoms() if a.GetAtomicNum() == 0]
+def _candidate_names(mol: Chem.Mol, n_template_atoms: int) -> list[str]:
+    """Canonical SMILES of a retro outcome, one per assignment of its dummy (atom-list) atoms
+    (dummies are template atoms, so only the first ``n_template_atoms`` are looked at)."""
+    n = min(n_template_atoms, mol.GetNumAtoms())
+    dummies = [i for i in range(n) if mol.GetAtomWithIdx(i).GetAtomicNum() == 0]
     if not dummies:
-        name = _canonical(Chem.Mol(mol))
+        name = _canonical(Chem.Mol(mol), n)
         return [] if name is None else [name]
     if len(dummies) > 2:
         return []
@@ -94,7 +101,7 @@ def _candidate_names(mol: Chem.Mol) -> list[str]:
         variant = Chem.RWMol(mol)
         for idx, z in zip(dummies, elements, strict=True):
             variant.GetAtomWithIdx(idx).SetAtomicNum(z)
-        name = _canonical(variant.GetMol())
+        name = _canonical(variant.GetMol(), n)
         if name is not None and name not in out:
             out.append(name)
     return out
@@ -119,10 +126,22 @@ class SynthesisChemistry:
         self._partners: dict[tuple[int, int], np.ndarray] = {}
         self._block_slots: list[list[tuple[int, int]]] = [[] for _ in range(self.n_blocks)]
         self._index_blocks(index)
+        column = library.descriptor_names.index("heavy_atoms")  # type: ignore[attr-defined]
+        heavy_atoms = np.rint(library.descriptors[:, column]).astype(int)  # type: ignore[attr-defined]
+        self._partner_sizes = {
+            key: frozenset(heavy_atoms[blocks].tolist()) for key, blocks in self._partners.items()
+        }
         self.start_blocks = self._start_blocks()
         self._is_start = np.zeros(self.n_blocks, dtype=bool)
         self._is_start[self.start_blocks] = True
         self._reverse = [_reverse_reaction(t.smarts) for t in self.templates]
+        # atoms of each reverse template's product patterns (the first atoms of each retro outcome)
+        self._reverse_sizes = [
+            []
+            if rev is None
+            else [rev.GetProductTemplate(i).GetNumAtoms() for i in range(rev.GetNumProductTemplates())]
+            for rev in self._reverse
+        ]
         # exact canonical-SMILES lookup: the library's own index_of also standardises misses, which
         # costs more than the whole retro step for the many retro fragments that are not blocks
         self._block_index = {smi: i for i, smi in enumerate(library.smiles)}  # type: ignore[attr-defined]
@@ -213,30 +232,34 @@ class SynthesisChemistry:
             found: set[RetroParent] = set()
             mol = self.mol(smiles)
             _quiet = rdBase.BlockLogs()  # impossible retro outcomes are expected; silence RDKit
-            for t, rev in zip(self.templates, self._reverse, strict=True):
+            for t, rev, sizes in zip(self.templates, self._reverse, self._reverse_sizes, strict=True):
                 if rev is None:
                     continue
                 for outcome in rev.RunReactants((mol,)):
-                    found.update(self._verify(t, outcome, smiles))
+                    found.update(self._verify(t, outcome, sizes, smiles))
             cached = self._retro[smiles] = tuple(
                 sorted(found, key=lambda p: (p.template, p.slot, p.parent, p.block))
             )
         return cached
 
-    def _verify(self, t: _Template, outcome: Sequence[Chem.Mol], smiles: str) -> list[RetroParent]:
+    def _verify(
+        self, t: _Template, outcome: Sequence[Chem.Mol], sizes: list[int], smiles: str
+    ) -> list[RetroParent]:
         if len(outcome) != t.arity:
             return []
         cache: dict[int, list[str]] = {}
 
         def names(i: int) -> list[str]:
             if i not in cache:
-                cache[i] = _candidate_names(outcome[i])
+                cache[i] = _candidate_names(outcome[i], sizes[i])
             return cache[i]
 
         out = []
         for s in range(t.arity):
             blocks = [-1]
             if t.arity == 2:  # the block side first: most retro outcomes fail here, before the parent side
+                if outcome[1 - s].GetNumAtoms() not in self._partner_sizes[(t.index, s)]:
+                    continue  # no partner block has that many heavy atoms: skip canonicalising it
                 found = (self._block_index.get(n) for n in names(1 - s))
                 blocks = [b for b in found if b is not None and self._is_partner(t.index, s, b)]
             for block in blocks:
