@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.settings import Settings
+
+log = logging.getLogger("synflow.db")
+T = TypeVar("T")
+
+
+def is_transient(error: BaseException) -> bool:
+    """A lost connection, a server restarting or SQLite's ``database is locked``: worth retrying.
+
+    Integrity and programming errors are not: retrying them would only repeat the failure.
+    """
+    if isinstance(error, OperationalError | InterfaceError):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -31,6 +47,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
+
+
+def _first_line(error: DBAPIError) -> str:
+    lines = str(error.orig or error).strip().splitlines()
+    return lines[0][:200] if lines else type(error).__name__
 
 
 class Database:
@@ -59,6 +80,26 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
+
+    def retrying(self, work: Callable[[Session], T], patience: float, what: str = "database write") -> T:
+        """Run ``work`` in its own transaction, retrying transient errors for up to ``patience`` s.
+
+        ``work`` must be idempotent (upserts, conditional updates): a commit whose acknowledgement
+        was lost is run again. The pool's pre-ping replaces connections a restart has broken.
+        """
+        give_up = time.monotonic() + patience
+        delay = 0.1
+        while True:
+            try:
+                with self.session() as session:
+                    return work(session)
+            except DBAPIError as error:
+                if not is_transient(error) or time.monotonic() + delay > give_up:
+                    raise
+                log.warning("%s: database unavailable (%s); retrying in %.1f s",
+                            what, _first_line(error), delay)
+            time.sleep(delay)
+            delay = min(2 * delay, 2.0)
 
     def dispose(self) -> None:
         self.engine.dispose()

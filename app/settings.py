@@ -23,13 +23,21 @@ class Settings(BaseSettings):
     )
     worker_lease_seconds: float = Field(60.0, gt=0, description="a run's lease; renewed by heartbeats")
     worker_poll_seconds: float = Field(1.0, gt=0, description="idle worker's wait between claims")
+    database_retry_seconds: float = Field(
+        300.0, ge=0, description="how long a worker retries a write through a database outage"
+    )
     checkpoint_every: int | None = Field(
         None, ge=1, description="override RunConfig.training.checkpoint_every"
     )
     auth_required: bool = Field(False, description="require a bearer token even if none is stored yet")
     api_tokens: list[str] = Field(default_factory=list, description="extra plain tokens (e.g. from a secret)")
     svg_cache_size: int = Field(4096, ge=0)
-    max_upload_bytes: int = Field(200 * 1024 * 1024, ge=1)
+    max_upload_bytes: int = Field(
+        200 * 1024 * 1024, ge=1, description="largest multipart upload (library or template file)"
+    )
+    max_body_bytes: int = Field(
+        1024 * 1024, ge=1, description="largest non-upload request body (JSON RunConfig, forms)"
+    )
 
     def resolved_database_url(self) -> str:
         if self.database_url:

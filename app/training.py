@@ -35,6 +35,11 @@ class TrainingCallbacks:
     should_stop: Callable[[], bool]
 
 
+def preload() -> None:
+    """Import the trainer stack (torch, RDKit, PyG: seconds) before the first run is claimed."""
+    import synflow.trainer  # noqa: F401
+
+
 def validate_run_config(data: Any) -> dict[str, Any]:
     """Validate against ``synflow.config.RunConfig``; returns the normalised config as JSON data."""
     from pydantic import ValidationError

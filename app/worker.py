@@ -6,6 +6,11 @@ step renews the lease and reads the cancel flag, so cancel takes effect within o
 heartbeat thread keeps the lease alive through long steps and start-up. A worker that dies stops
 heartbeating; once its lease expires any worker claims the run again and resumes from the last
 checkpoint. Many workers on many machines sharing one PostgreSQL is the scale-out path.
+
+Every write a running job makes is idempotent (upserts, conditional updates) and retried through
+transient database errors (a PostgreSQL restart, SQLite's ``database is locked``) for
+``database_retry_seconds``: training pauses while the database is away and carries on after; a
+database outage never marks a run failed.
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from app import training
 from app.chem import inchikey
-from app.db import Database
+from app.db import Database, is_transient
 from app.models import Run, utcnow
 from app.settings import Settings
 from app.store import MoleculeRecord, write_metrics, write_molecules
@@ -100,20 +107,28 @@ class RunExecution:
         self.cancelled = threading.Event()
         self.lost = threading.Event()
 
+    def _write(self, work: Any, what: str, retry: bool = True) -> Any:
+        patience = self.settings.database_retry_seconds if retry else 0.0
+        return self.db.retrying(work, patience, f"run {self.run_id}: {what}")
+
     # Lease ---------------------------------------------------------------------------------
-    def renew(self, **values: Any) -> None:
+    def renew(self, retry: bool = True, **values: Any) -> None:
         """Extend the lease (and store ``values``); notes cancel requests and lost leases."""
-        now = utcnow()
-        stmt = (
-            update(Run)
-            .where(Run.id == self.run_id, Run.worker_id == self.worker_id, Run.status == "running")
-            .values(heartbeat_at=now, updated_at=now,
-                    lease_expires_at=now + timedelta(seconds=self.settings.worker_lease_seconds), **values)
-            .returning(Run.cancel_requested)
-            .execution_options(synchronize_session=False)
-        )
-        with self.db.session() as session:
-            row = session.execute(stmt).first()
+
+        def work(session: Session) -> Any:
+            now = utcnow()
+            stmt = (
+                update(Run)
+                .where(Run.id == self.run_id, Run.worker_id == self.worker_id, Run.status == "running")
+                .values(heartbeat_at=now, updated_at=now,
+                        lease_expires_at=now + timedelta(seconds=self.settings.worker_lease_seconds),
+                        **values)
+                .returning(Run.cancel_requested)
+                .execution_options(synchronize_session=False)
+            )
+            return session.execute(stmt).first()
+
+        row = self._write(work, "lease renewal", retry)
         if row is None:
             self.lost.set()
         elif row[0]:
@@ -123,19 +138,17 @@ class RunExecution:
         interval = max(0.2, self.settings.worker_lease_seconds / 3)
         while not done.wait(interval):
             try:
-                self.renew()
+                self.renew(retry=False)  # the next beat is the retry
             except Exception:  # a transient database error must not kill the heartbeat
                 log.exception("heartbeat failed for run %s", self.run_id)
 
     # Callbacks -----------------------------------------------------------------------------
     def on_molecules(self, records: list[MoleculeRecord]) -> None:
         records = [r if r.inchikey else _with_inchikey(r) for r in records]
-        with self.db.session() as session:
-            write_molecules(session, self.run_id, records)
+        self._write(lambda session: write_molecules(session, self.run_id, records), "molecules")
 
     def on_metrics(self, step: int, values: dict[str, float]) -> None:
-        with self.db.session() as session:
-            write_metrics(session, self.run_id, step, values)
+        self._write(lambda session: write_metrics(session, self.run_id, step, values), "metrics")
 
     def on_progress(self, step: int, total: int) -> None:
         self.renew(step=step, total_steps=total)
@@ -154,15 +167,16 @@ class RunExecution:
 
     # Outcome -------------------------------------------------------------------------------
     def finish(self, status: str, error: str | None = None, **values: Any) -> None:
+        """Record the outcome, only while this worker still owns the running row (never over a
+        status someone else set meanwhile)."""
         stmt = (
             update(Run)
-            .where(Run.id == self.run_id, Run.worker_id == self.worker_id)
+            .where(Run.id == self.run_id, Run.worker_id == self.worker_id, Run.status == "running")
             .values(status=status, error=error, finished_at=utcnow() if status != "queued" else None,
                     lease_expires_at=None, updated_at=utcnow(), **values)
             .execution_options(synchronize_session=False)
         )
-        with self.db.session() as session:
-            session.execute(stmt)
+        self._write(lambda session: session.execute(stmt), f"finish as {status}")
 
     def outcome_after_return(self) -> None:
         if self.lost.is_set():
@@ -173,9 +187,7 @@ class RunExecution:
             # Hand the run back: any worker resumes it from the last checkpoint.
             self.finish("queued", worker_id=None, attempts=Run.attempts - 1)
         else:
-            with self.db.session() as session:
-                total = session.get(Run, self.run_id).total_steps
-            self.finish("succeeded", step=total)
+            self.finish("succeeded", step=Run.total_steps)
 
 
 def _with_inchikey(record: MoleculeRecord) -> MoleculeRecord:
@@ -194,25 +206,37 @@ def execute_run(db: Database, settings: Settings, run_id: str, worker_id: str,
     try:
         _dispatch(db, settings, execution)
         execution.outcome_after_return()
+    except DBAPIError as error:
+        if not is_transient(error):
+            _record_failure(execution, error)
+        else:  # the database stayed away past the retries: the lease expires and the run resumes
+            log.exception("run %s: database unavailable; leaving the run to its lease", run_id)
     except Exception as error:
-        log.exception("run %s failed", run_id)
-        message = f"{type(error).__name__}: {error}"
-        tail = "".join(traceback.format_exception(error)[-3:])
-        if not execution.lost.is_set():
-            execution.finish("failed", error=f"{message}\n{tail}"[:4000])
+        _record_failure(execution, error)
     finally:
         done.set()
         beat.join(timeout=5)
+
+
+def _record_failure(execution: RunExecution, error: Exception) -> None:
+    log.exception("run %s failed", execution.run_id)
+    message = f"{type(error).__name__}: {error}"
+    tail = "".join(traceback.format_exception(error)[-3:])
+    if not execution.lost.is_set():
+        execution.finish("failed", error=f"{message}\n{tail}"[:4000])
 
 
 def _dispatch(db: Database, settings: Settings, execution: RunExecution) -> None:
     with db.session() as session:
         run = session.get(Run, execution.run_id)
         kind, config, parent_id = run.kind, dict(run.config), run.parent_id
-        resume = run.checkpoint_path is not None
+        recorded = run.checkpoint_path is not None
+    run_dir = settings.checkpoint_root() / execution.run_id
+    # A worker killed between writing a checkpoint and recording it leaves a newer file than the
+    # row says: the run's own folder is the truth.
+    resume = recorded or (run_dir / training.CHECKPOINT_NAME).exists()
     device = training.resolve_device(config.get("run_config", config))
     execution.renew(device=device)
-    run_dir = settings.checkpoint_root() / execution.run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     if kind == "sample":
         parent_dir = settings.checkpoint_root() / str(parent_id)
@@ -258,6 +282,7 @@ def worker_process_main(settings_json: str, parent_pid: int | None = None) -> No
     settings = Settings.model_validate_json(settings_json)
     db = Database.from_settings(settings)
     worker = Worker(db, settings)
+    training.preload()  # import the trainer stack now, so a claimed run starts training at once
     signal.signal(signal.SIGTERM, lambda *_: worker.shutdown.set())
     signal.signal(signal.SIGINT, lambda *_: worker.shutdown.set())
     if parent_pid is not None:

@@ -1,0 +1,54 @@
+"""Forks ``synflow worker`` processes from one parent that has already imported the trainer stack.
+
+A fresh worker spends ~6 CPU-seconds importing torch, PyTorch Geometric and RDKit (far more on a
+loaded two-core machine); tests that kill and replace workers would spend most of their time there.
+This parent pays once: each line on stdin names a log file, and the parent forks a child that runs
+the real command line (``synflow worker``, settings from the inherited ``SYNFLOW_*`` environment)
+with stdout and stderr in that file, then prints the child's pid. Children are reaped
+automatically; the parent exits when stdin closes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+
+def _child(log_path: str) -> None:
+    code = 1
+    try:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # subprocess.run in plugins must see its children
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        from app.cli import main
+
+        sys.argv = ["synflow", "worker"]
+        main()
+        code = 0
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def serve() -> None:
+    from app import cli, training, worker  # noqa: F401
+
+    training.preload()
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        pid = os.fork()
+        if pid == 0:
+            _child(line.strip())
+        print(pid, flush=True)
+
+
+if __name__ == "__main__":
+    serve()
