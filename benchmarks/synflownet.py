@@ -36,7 +36,7 @@ TEMPLATES = DATA / "templates" / "synflownet_hb.txt"
 CACHE = ROOT / ".cache" / "bench"
 
 
-SETTINGS: dict[str, Any] = {"blocks": BLOCKS, "batch": 64, "max_reactions": 3}
+SETTINGS: dict[str, Any] = {"blocks": BLOCKS, "batch": 64, "max_reactions": 3, "backward": "uniform"}
 
 
 def config(steps: int, seed: int = 0, **loss: Any) -> Any:
@@ -51,6 +51,7 @@ def config(steps: int, seed: int = 0, **loss: Any) -> Any:
                 "templates": str(TEMPLATES),
                 "cache_dir": str(CACHE),
                 "blocks_per_template": 64,
+                "backward_policy": SETTINGS["backward"],
             },
             "model": {"hidden": 64, "layers": 2, "block_hidden": 128},
             "replay": {"fraction": 0.0},
@@ -178,14 +179,18 @@ def main() -> None:
     parser.add_argument("--blocks", type=Path, default=BLOCKS, help="building-block file")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--max-reactions", type=int, default=3)
+    parser.add_argument("--backward", choices=["uniform", "maximum_likelihood", "route"], default="uniform")
     args = parser.parse_args()
-    SETTINGS.update(blocks=args.blocks, batch=args.batch, max_reactions=args.max_reactions)
+    SETTINGS.update(
+        blocks=args.blocks, batch=args.batch, max_reactions=args.max_reactions, backward=args.backward
+    )
     configure_torch_threads()
     result = (
         throughput(args.steps, args.warmup)
         if args.what == "throughput"
         else divergences(args.steps, args.seeds)
     )
+    result["backward_policy"] = args.backward
     result["machine"] = f"{platform.machine()} {platform.processor()} cpus={__import__('os').cpu_count()}"
     result["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     print(json.dumps(result, indent=2))

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-from rdkit import Chem, rdBase
+from rdkit import Chem, DataStructs, rdBase
 from rdkit.Chem import AllChem
 
 __all__ = ["RetroParent", "SynthesisChemistry"]
@@ -31,6 +31,8 @@ class _Template(Protocol):
     name: str
     smarts: str
     arity: int
+
+    reactant_patterns: tuple[Chem.Mol, ...]
 
     def matches(self, mol: Chem.Mol, slot: int) -> bool: ...
 
@@ -135,6 +137,7 @@ class SynthesisChemistry:
         self._is_start = np.zeros(self.n_blocks, dtype=bool)
         self._is_start[self.start_blocks] = True
         self._reverse = [_reverse_reaction(t.smarts) for t in self.templates]
+        self._screen = self._build_screen()
         # atoms of each reverse template's product patterns (the first atoms of each retro outcome)
         self._reverse_sizes = [
             []
@@ -187,22 +190,40 @@ class SynthesisChemistry:
         """Library blocks that fit the other slot of ``template`` (empty for unimolecular)."""
         return self._partners[(template, slot)]
 
+    def _build_screen(self) -> list[tuple[Chem.Mol, DataStructs.ExplicitBitVect, list[tuple[int, int]]]]:
+        """Distinct reactant patterns (many templates share one), each with its pattern fingerprint
+        and the (template, slot) pairs it stands for; slots that can never be used are left out."""
+        groups: dict[str, tuple[Chem.Mol, list[tuple[int, int]]]] = {}
+        for t in self.templates:
+            for s in range(t.arity):
+                if t.arity == 2 and not self._partners[(t.index, s)].size:
+                    continue
+                pattern = t.reactant_patterns[s]
+                groups.setdefault(Chem.MolToSmarts(pattern), (pattern, []))[1].append((t.index, s))
+        return [(pat, Chem.PatternFingerprint(pat), slots) for pat, slots in groups.values()]
+
     def template_slots(self, smiles: str, block: int | None = None) -> tuple[tuple[int, int], ...]:
-        """The (template, slot) pairs that can be applied to the molecule, each matched once."""
+        """The (template, slot) pairs that can be applied to the molecule.
+
+        Each distinct reactant pattern is matched once, and only if its pattern-fingerprint bits
+        are all set in the molecule's (RDKit's substructure screen: a pattern whose bits are not
+        all present cannot match, so screening never drops a true match; tests check it against
+        plain matching). Together this cuts the substructure searches about 3-fold.
+        """
         if block is not None:
             return tuple(self._block_slots[block])
         cached = self._slots.get(smiles)
         if cached is None:
             mol = self.mol(smiles)
-            found = []
-            for t in self.templates:
-                for s in range(t.arity):
-                    if t.arity == 2 and not self._partners[(t.index, s)].size:
-                        continue
-                    self.stats["matches"] += 1
-                    if t.matches(mol, s):
-                        found.append((t.index, s))
-            cached = self._slots[smiles] = tuple(found)
+            fingerprint = Chem.PatternFingerprint(mol)
+            found: list[tuple[int, int]] = []
+            for pattern, bits, slots in self._screen:
+                if not DataStructs.AllProbeBitsMatch(bits, fingerprint):
+                    continue
+                self.stats["matches"] += 1
+                if mol.HasSubstructMatch(pattern):
+                    found += slots
+            cached = self._slots[smiles] = tuple(sorted(found))
         return cached
 
     def product(self, template: int, reactants: tuple[str, ...]) -> str | None:

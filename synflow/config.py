@@ -70,7 +70,11 @@ class EnvironmentConfig(_Section):
     building_blocks: Path | None = Field(None, description="SMILES file; None = the bundled default library")
     templates: Path | None = Field(None, description="SMARTS file; None = the bundled default templates")
     cache_dir: Path | None = None
-    backward_policy: Literal["uniform", "maximum_likelihood"] = "uniform"
+    backward_policy: Literal["uniform", "maximum_likelihood", "route"] = Field(
+        "uniform",
+        description="uniform (exact p ∝ R), maximum_likelihood (learned), route (P_B = 1: fastest, "
+        "samples ∝ R × number of routes; see synflow/env.py)",
+    )
     blocks_per_template: int = Field(256, ge=1, description="k: blocks subsampled per template per step")
 
     @model_validator(mode="after")

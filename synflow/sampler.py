@@ -77,6 +77,7 @@ class TrajectorySampler:
         pending: list[tuple[_Walk, Step]] = []
         requests: list[tuple[BlockRequest, Step]] = []
         rows, choices = [], []
+        chem_s = 0.0
         for i, walk in enumerate(active):
             if walk.state.is_empty:
                 cands = self.env.chem.start_blocks
@@ -89,7 +90,9 @@ class TrajectorySampler:
                 requests.append((BlockRequest(i, model.start_slot, step.candidates, step.n_total), step))
                 pending.append((walk, step))
                 continue
+            tc = time.perf_counter()  # pattern matching is chemistry, not network time
             legal = tuple(self.env.level1_choices(walk.state, walk.start_block))
+            chem_s += time.perf_counter() - tc
             if legal:
                 rows.append(i)
                 choices.append(legal)
@@ -113,8 +116,8 @@ class TrajectorySampler:
         t1 = time.perf_counter()
         for walk, step in pending:
             self._apply(walk, step)
-        self.timers["network"] += t1 - t0
-        self.timers["chemistry"] += time.perf_counter() - t1
+        self.timers["network"] += t1 - t0 - chem_s
+        self.timers["chemistry"] += time.perf_counter() - t1 + chem_s
 
     def _pick_blocks(
         self,
@@ -159,7 +162,8 @@ class TrajectorySampler:
             smiles=walk.state.smiles if walk.valid else None,
             route=walk.route,
         )
-        traj.backward = backward_choices(self.env, traj)
+        if self.env.verify_retro:  # the ``route`` backward policy has P_B = 1: no choices to record
+            traj.backward = backward_choices(self.env, traj)
         self.timers["chemistry"] += time.perf_counter() - t0
         return traj
 

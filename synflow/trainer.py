@@ -66,7 +66,7 @@ class Trainer:
         self.device = resolve_device(config.training.device)
         self._seed(config.training.seed)
         self.chem = chemistry or load_chemistry(config.environment)
-        self.env = SynthesisEnv(self.chem)
+        self.env = SynthesisEnv(self.chem, verify_retro=config.environment.backward_policy != "route")
         self.reward = reward or build_reward(config.reward)
         self.model = self._build_model().to(self.device)
         self.sampling_model = copy.deepcopy(self.model) if config.training.ema is not None else self.model
@@ -236,7 +236,7 @@ class Trainer:
         log_r = torch.tensor([t.log_reward for t in batch], device=dev)
         beta = torch.tensor([t.beta for t in batch], device=dev)
         backward_loss = torch.zeros((), device=dev)
-        if self.config.environment.backward_policy == "uniform":
+        if self.config.environment.backward_policy != "maximum_likelihood":  # uniform, or route (0)
             log_pb = torch.tensor([t.uniform_log_pb for t in batch], device=dev)
         else:
             learned = backward_log_probs(self.runner, self.model, batch)
