@@ -36,7 +36,7 @@ from synflow.runtime import resolve_device
 from synflow.sampler import SamplerSettings, TrajectorySampler
 from synflow.trajectory import Trajectory
 
-__all__ = ["Trainer", "load_chemistry"]
+__all__ = ["CheckpointWriteError", "Trainer", "load_chemistry"]
 
 
 def load_chemistry(env: EnvironmentConfig) -> SynthesisChemistry:
@@ -49,6 +49,29 @@ def load_chemistry(env: EnvironmentConfig) -> SynthesisChemistry:
     templates = load_template_set(env.templates) if env.templates else default_template_set()
     index = build_compatibility_index(library, templates, cache_dir=env.cache_dir)
     return SynthesisChemistry(library, templates, index, env.max_reactions, env.min_reactions)
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (disk full, I/O error); the previous one is intact."""
+
+    def __init__(self, path: Path, step: int, cause: OSError) -> None:
+        reason = cause.strerror or str(cause)
+        super().__init__(cause.errno, f"checkpoint at step {step} not written to {path}: {reason}")
+        self.path, self.step = path, step
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename durable (POSIX); a no-op where folders cannot be opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 class Trainer:
@@ -313,12 +336,24 @@ class Trainer:
         }
 
     def save_checkpoint(self, path: str | Path) -> None:
-        """Write atomically: a temporary file in the same folder, then ``os.replace``."""
+        """Write atomically: a temporary file in the same folder, fsync, ``os.replace``, fsync the folder.
+
+        A crash or a full disk at any point leaves the previous checkpoint whole; a failed write
+        removes its temporary file and raises ``CheckpointWriteError`` naming the path.
+        """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as handle:
+                torch.save(self.state_dict(), handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except OSError as error:
+            tmp.unlink(missing_ok=True)
+            raise CheckpointWriteError(path, self.step, error) from error
+        _fsync_dir(path.parent)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, **kwargs: Any) -> Trainer:

@@ -3,6 +3,7 @@ about a second, real ``synflow worker`` processes, and polling with a deadline."
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -77,6 +78,48 @@ def wait_for(check: Callable[[], T], timeout: float, what: str, interval: float 
         time.sleep(interval)
 
 
+class WorkerZygote:
+    """A pre-imported parent that forks worker processes (``worker_zygote.py``), one per session."""
+
+    def __init__(self) -> None:
+        # one thread each: several workers share two cores
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.app.reliability.worker_zygote"], cwd=ROOT, env=env,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        self.ready = False
+
+    def fork(self, log: Path, env: dict[str, str]) -> int:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        if not self.ready:
+            line = self.proc.stdout.readline().strip()
+            assert line == "ready", f"worker parent failed to start: {line!r}"
+            self.ready = True
+        self.proc.stdin.write(json.dumps({"log": str(log), "env": env}) + "\n")
+        self.proc.stdin.flush()
+        return int(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stdout.close()
+
+
+@pytest.fixture(scope="session")
+def worker_zygote() -> Iterator[WorkerZygote]:
+    zygote = WorkerZygote()
+    try:
+        yield zygote
+    finally:
+        zygote.close()
+
+
 class WorkerProcesses:
     """Real ``synflow worker`` processes sharing one database and data folder.
 
@@ -84,41 +127,22 @@ class WorkerProcesses:
     milliseconds, not the seconds of importing torch; each runs the real command line.
     """
 
-    def __init__(self, settings: Settings, logs: Path) -> None:
-        self.settings, self.logs = settings, logs
+    def __init__(self, zygote: WorkerZygote, settings: Settings, logs: Path) -> None:
+        self.zygote, self.settings, self.logs = zygote, settings, logs
         self.pids: list[int] = []
-        env = {
-            **os.environ,
+        self.env = {
             "SYNFLOW_DATABASE_URL": settings.resolved_database_url(),
             "SYNFLOW_DATA_DIR": str(settings.data_dir),
             "SYNFLOW_WORKER_LEASE_SECONDS": str(settings.worker_lease_seconds),
             "SYNFLOW_WORKER_POLL_SECONDS": str(settings.worker_poll_seconds),
             "SYNFLOW_DATABASE_RETRY_SECONDS": str(settings.database_retry_seconds),
-            # one thread each: several workers share two cores
-            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
         }
-        self.zygote = subprocess.Popen(
-            [sys.executable, "-m", "tests.app.reliability.worker_zygote"], cwd=ROOT, env=env,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )
-
-    def _ready(self) -> None:
-        assert self.zygote.stdout is not None
-        if not getattr(self, "_is_ready", False):
-            line = self.zygote.stdout.readline().strip()
-            assert line == "ready", f"worker parent failed to start: {line!r}"
-            self._is_ready = True
 
     def start(self, n: int = 1) -> list[int]:
-        assert self.zygote.stdin is not None and self.zygote.stdout is not None
-        self._ready()
         started = []
         for _ in range(n):
-            self.zygote.stdin.write(f"{self.logs / f'worker-{len(self.pids)}.log'}\n")
-            self.zygote.stdin.flush()
-            pid = int(self.zygote.stdout.readline())
-            self.pids.append(pid)
-            started.append(pid)
+            self.pids.append(self.zygote.fork(self.logs / f"worker-{len(self.pids)}.log", self.env))
+            started.append(self.pids[-1])
         return started
 
     @staticmethod
@@ -129,10 +153,10 @@ class WorkerProcesses:
             return False
         return True
 
-    def kill(self, pid: int) -> None:
-        """SIGKILL and wait until the process is gone."""
-        os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: not self.alive(pid), 30, f"worker {pid} to die")
+    def kill(self, pid: int, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` (SIGKILL by default) and wait until the process is gone."""
+        os.kill(pid, sig)
+        wait_for(lambda: not self.alive(pid), 30, f"worker {pid} to exit")
 
     def log_text(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.logs.glob("worker-*.log")))
@@ -140,21 +164,14 @@ class WorkerProcesses:
     def stop(self) -> None:
         for pid in self.pids:
             if self.alive(pid):
-                os.kill(pid, signal.SIGKILL)
-        if self.zygote.stdin is not None:
-            self.zygote.stdin.close()
-        try:
-            self.zygote.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.zygote.kill()
-            self.zygote.wait()
-        if self.zygote.stdout is not None:
-            self.zygote.stdout.close()
+                self.kill(pid)
 
 
 @pytest.fixture
-def worker_processes(settings: Settings, tmp_path: Path) -> Iterator[WorkerProcesses]:
-    pool = WorkerProcesses(settings, tmp_path)
+def worker_processes(
+    worker_zygote: WorkerZygote, settings: Settings, tmp_path: Path
+) -> Iterator[WorkerProcesses]:
+    pool = WorkerProcesses(worker_zygote, settings, tmp_path)
     try:
         yield pool
     finally:

@@ -2,26 +2,29 @@
 
 A fresh worker spends ~6 CPU-seconds importing torch, PyTorch Geometric and RDKit (far more on a
 loaded two-core machine); tests that kill and replace workers would spend most of their time there.
-This parent pays once: each line on stdin names a log file, and the parent forks a child that runs
-the real command line (``synflow worker``, settings from the inherited ``SYNFLOW_*`` environment)
-with stdout and stderr in that file, then prints the child's pid. Children are reaped
-automatically; the parent exits when stdin closes.
+This parent pays once per test session: each line on stdin is JSON ``{"log": PATH, "env": {...}}``,
+and the parent forks a child that adds ``env`` to its environment (``SYNFLOW_*`` settings) and runs
+the real command line (``synflow worker``) with stdout and stderr in ``log``, then prints the
+child's pid. Children are reaped automatically; the parent exits when stdin closes.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
+from typing import Any
 
 
-def _child(log_path: str) -> None:
+def _child(request: dict[str, Any]) -> None:
     code = 1
     try:
+        os.environ.update(request["env"])
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # subprocess.run in plugins must see its children
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
-        log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.dup2(log, 1)
         os.dup2(log, 2)
         from app.cli import main
@@ -46,7 +49,7 @@ def serve() -> None:
     for line in sys.stdin:
         pid = os.fork()
         if pid == 0:
-            _child(line.strip())
+            _child(json.loads(line))
         print(pid, flush=True)
 
 
