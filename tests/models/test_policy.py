@@ -53,3 +53,33 @@ def test_block_features_equal_a_dense_first_layer() -> None:
     expected = torch.tensor(dense[[4, 1, 3]], dtype=torch.float32) @ model.blocks.bits.weight
     assert torch.allclose(bag, expected, atol=1e-6)
     assert torch.equal(d, torch.tensor(desc[[4, 1, 3]]))
+
+
+def test_featurisation_reads_each_atom_and_bond_exactly() -> None:
+    from rdkit import Chem
+
+    from models.featurize import mol_to_data
+
+    mol = Chem.MolFromSmiles("[NH3+]CC(=O)[O-].c1ccccc1[Si](C)(C)C")
+    data = mol_to_data(mol)
+    assert data.x.shape == (mol.GetNumAtoms(), ATOM_FEATURES)
+    assert data.edge_index.shape == (2, 2 * mol.GetNumBonds())
+    assert data.edge_attr.shape == (2 * mol.GetNumBonds(), BOND_FEATURES)
+    assert torch.all(data.x[:, :13].sum(1) == 1)  # exactly one element column per atom
+    n = data.x[0]
+    assert n[1] == 1 and n[13 + 1] == 1 and n[19 + 3] == 1 and n[24 + 2] == 1  # N, degree 1, 3 H, +1
+    o_minus = data.x[4]
+    assert o_minus[2] == 1 and o_minus[24 + 0] == 1  # O, charge −1
+    si = data.x[11]
+    assert si[10] == 1 and si[13 + 4] == 1  # Si, degree 4
+    aromatic = data.x[5:11]
+    assert torch.all(aromatic[:, 27] == 1) and torch.all(aromatic[:, 28] == 1)
+    for k in range(mol.GetNumBonds()):
+        bond = mol.GetBondWithIdx(k)
+        i, j = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
+        assert data.edge_index[:, 2 * k].tolist() == [i, j]
+        assert data.edge_index[:, 2 * k + 1].tolist() == [j, i]
+        expected = {"SINGLE": 0, "DOUBLE": 1, "TRIPLE": 2, "AROMATIC": 3}[str(bond.GetBondType())]
+        assert data.edge_attr[2 * k, expected] == 1 and data.edge_attr[2 * k, :4].sum() == 1
+        assert torch.equal(data.edge_attr[2 * k], data.edge_attr[2 * k + 1])
+        assert data.edge_attr[2 * k, 5] == float(bond.IsInRing())
