@@ -500,18 +500,29 @@ def plot(report: dict[str, Any], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     names = list(dict.fromkeys(r["suite"]["name"] for r in report["runs"]))
-    modes = list(POLICY_MODES)
-    fig, axes = plt.subplots(
-        2 * len(names), len(modes), figsize=(5 * len(modes), 3.2 * 2 * len(names)), squeeze=False
-    )
+    # one row per (grid, policy mode) that has runs: exact JSD on the left, modes found on the right
+    panels = [
+        (name, mode)
+        for name in names
+        for mode in POLICY_MODES
+        if any(
+            r["suite"]["name"] == name and r["policy_mode"] == mode and r["method"] != "torchgfn_tb"
+            for r in report["runs"]
+        )
+    ]
+    fig, axes = plt.subplots(len(panels), 2, figsize=(11, 3.1 * len(panels)), squeeze=False)
     colours = dict(zip([*FAMILY, "torchgfn_tb"], plt.get_cmap("tab10").colors, strict=False))
-    for i, name in enumerate(names):
-        for j, mode in enumerate(modes):
-            _panel(axes[2 * i, j], axes[2 * i + 1, j], report, name, mode, colours)
-            axes[2 * i, j].set_title(f"{name}, {mode}-policy", fontsize=10)
-    axes[0, 0].legend(fontsize=7)
+    thousands = FuncFormatter(lambda v, _: f"{v / 1000:.0f}k")
+    for row, (name, mode) in enumerate(panels):
+        _panel(axes[row, 0], axes[row, 1], report, name, mode, colours)
+        axes[row, 0].set_title(f"{name}, {mode}-policy: exact JSD to the target", fontsize=10)
+        axes[row, 1].set_title(f"{name}, {mode}-policy: modes found by samples", fontsize=10)
+        axes[row, 0].legend(fontsize=7, title="method (seeds)", title_fontsize=7)
+        for ax in axes[row]:
+            ax.xaxis.set_major_formatter(thousands)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
@@ -522,7 +533,7 @@ def _panel(ax_jsd: Any, ax_modes: Any, report: dict[str, Any], suite: str, mode:
     for run in report["runs"]:
         if run["suite"]["name"] != suite:
             continue
-        if run["policy_mode"] == mode or run["method"] == "torchgfn_tb":
+        if run["policy_mode"] == mode:  # torchgfn's TB runs on-policy
             by_method.setdefault(run["method"], []).append(run)
     for method, runs in by_method.items():
         x = [p["trajectories"] for p in runs[0]["curve"]]
