@@ -68,6 +68,11 @@ class ThrowawayPostgres:
         self._run(
             [self.initdb, "-D", str(self.data), "-A", "trust", "-U", PG_USER, "-E", "UTF8", "--no-sync"]
         )
+        self.resume()
+        return self
+
+    def resume(self) -> None:
+        """Start the server (again, after ``halt``) on the same port and data."""
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
@@ -75,7 +80,10 @@ class ThrowawayPostgres:
         self._run(
             [self.pg_ctl, "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "start"]
         )
-        return self
+
+    def halt(self, mode: str = "immediate") -> None:
+        """Stop the server but keep its data, as a crash (``immediate``) or a clean shutdown (``fast``)."""
+        self._run([self.pg_ctl, "-D", str(self.data), "-m", mode, "-w", "stop"])
 
     def _run(self, args: list[str]) -> None:
         result = subprocess.run(_as_pg_user(args), capture_output=True, text=True)
