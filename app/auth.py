@@ -19,17 +19,38 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(session: Session, name: str) -> str:
-    """Store a new token's hash and return the token itself (shown once, never stored)."""
+def issue_token(session: Session, name: str) -> tuple[ApiToken, str]:
+    """Store a new token's hash; return the row and the token itself (shown once, never stored)."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.add(ApiToken(name=name, token_hash=hash_token(token), prefix=token[:10]))
-    return token
+    row = ApiToken(name=name, token_hash=hash_token(token), prefix=token[:10])
+    session.add(row)
+    session.flush()
+    return row, token
+
+
+def create_token(session: Session, name: str) -> str:
+    return issue_token(session, name)[1]
 
 
 def auth_enabled(session: Session, settings: Settings) -> bool:
+    """On once any token was ever created: revoking the last token must not open the API."""
     if settings.auth_required or settings.api_tokens:
         return True
-    return session.scalar(select(ApiToken.id).where(ApiToken.revoked.is_(False)).limit(1)) is not None
+    return session.scalar(select(ApiToken.id).limit(1)) is not None
+
+
+def list_tokens(session: Session) -> list[ApiToken]:
+    return list(session.scalars(select(ApiToken).order_by(ApiToken.id)))
+
+
+def revoke_token(session: Session, key: str) -> ApiToken | None:
+    """Revoke by id or by the token's shown prefix (``sfk_…``, first 10 characters); None if unknown."""
+    row = session.get(ApiToken, int(key)) if key.isdigit() else None
+    if row is None:
+        row = session.scalar(select(ApiToken).where(ApiToken.prefix == key[:10]))
+    if row is not None:
+        row.revoked = True
+    return row
 
 
 def verify_token(session: Session, settings: Settings, token: str) -> bool:

@@ -1,4 +1,4 @@
-"""``synflow serve``, ``worker``, ``db upgrade``, ``export``, ``token create``: the service commands.
+"""``synflow serve``, ``worker``, ``db upgrade``, ``export``, ``token create|list|revoke``: service commands.
 
 Each reads ``Settings`` from the environment; ``--database-url`` and ``--data-dir`` override it.
 """
@@ -149,4 +149,38 @@ def register(cli: typer.Typer) -> None:
             token = create_token(session, name)
         db.dispose()
         typer.echo(token)
+
+    @token_cli.command("list")
+    def token_list(
+        database_url: str | None = typer.Option(None, help=_DB_HELP),
+        data_dir: Path | None = typer.Option(None, help=_DIR_HELP),
+    ) -> None:
+        """List tokens (id, prefix, name, state); tokens themselves are never stored."""
+        from app.auth import list_tokens
+        from app.db import Database
+
+        db = Database.from_settings(load_settings(database_url, data_dir))
+        with db.session() as session:
+            for row in list_tokens(session):
+                state = "revoked" if row.revoked else "active"
+                typer.echo(f"{row.id}\t{row.prefix}\t{row.name}\t{state}\tlast used {row.last_used_at}")
+        db.dispose()
+
+    @token_cli.command("revoke")
+    def token_revoke(
+        key: str = typer.Argument(..., help="token id or its shown prefix (sfk_...)"),
+        database_url: str | None = typer.Option(None, help=_DB_HELP),
+        data_dir: Path | None = typer.Option(None, help=_DIR_HELP),
+    ) -> None:
+        """Revoke a token at once; auth stays on even when no active token is left."""
+        from app.auth import revoke_token
+        from app.db import Database
+
+        db = Database.from_settings(load_settings(database_url, data_dir))
+        with db.session() as session:
+            row = revoke_token(session, key)
+        db.dispose()
+        if row is None:
+            raise typer.BadParameter(f"no token {key!r}", param_hint="KEY")
+        typer.echo(f"revoked token {row.id} ({row.prefix})")
 

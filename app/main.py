@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fastapi import Depends, FastAPI
 
-from app.api import catalogues, health, molecules, runs
+from app.api import catalogues, health, molecules, runs, tokens
 from app.api.deps import require_token
 from app.api.errors import install_error_handlers
+from app.api.limits import BodySizeLimit
 from app.chem import ChemCache, make_svg_renderer
 from app.db import Database
 from app.pages import pages_router
@@ -28,9 +29,13 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.chem_cache = ChemCache()
     install_error_handlers(app)
     protected = [Depends(require_token)]
-    for router in (runs.router, molecules.router, catalogues.router):
+    for router in (runs.router, molecules.router, catalogues.router, tokens.router):
         app.include_router(router, prefix=API_PREFIX, dependencies=protected)
     app.include_router(health.router)
     app.include_router(pages_router())
     health.install_metrics(app, db, protected, prefixes=(API_PREFIX,))
+    # Added last, so outermost: bodies are bounded before any other middleware or route reads them.
+    app.add_middleware(
+        BodySizeLimit, max_body_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes
+    )
     return app

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import re
+import tempfile
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -17,11 +24,13 @@ from app.catalogue import (
     BUILDING_BLOCKS,
     TEMPLATES,
     CatalogueUnavailable,
+    Inspection,
     bundled_entries,
     inspect_building_blocks,
     inspect_templates,
     reward_components,
 )
+from app.chem import DEFAULT_LIMITS, ChemLimits, ChemQueryError, check_smarts, check_smiles
 from app.models import Library
 from app.schemas import LibraryOut, LibraryUploadOut, RejectedRow
 from app.settings import Settings
@@ -81,23 +90,105 @@ def list_template_sets(request: Request, session: Session = Depends(get_session)
     return _list(request, session, TEMPLATES)
 
 
+UPLOAD_CHUNK = 1024 * 1024
+
+
+def upload_name(filename: str | None) -> str:
+    """The client's file name if it is a plain name; anything that looks like a path is refused
+    (also URL-encoded). Stored files are named by their SHA-256, never by what the client sent."""
+    name = filename or "upload.smi"
+    decoded = unquote(unquote(name))
+    bad = any(sep in text for text in (name, decoded) for sep in ("/", "\\", "\0"))
+    if bad or decoded in ("", ".", "..") or decoded.startswith("..") or ":" in decoded:
+        raise ApiError(422, f"file: the file name must be a plain name, not a path: {name[:200]!r}", "file")
+    return name
+
+
 async def _save_upload(upload: UploadFile, settings: Settings) -> tuple[Path, str]:
-    name = Path(upload.filename or "upload.smi").name
+    """Copy the upload in chunks (never whole into memory) into the upload directory, hashing it."""
+    name = upload_name(upload.filename)
     suffix = "".join(Path(name).suffixes[-2:]) if name.endswith(".gz") else Path(name).suffix
     if Path(name).suffix.lower() not in _ALLOWED_SUFFIXES:
         raise ApiError(
             422,
-            f"file: unsupported file type {name!r} (use .smi, .csv, .sdf or .txt, optionally .gz)",
+            f"file: unsupported file type {name[:200]!r} (use .smi, .csv, .sdf or .txt, optionally .gz)",
             "file",
         )
-    data = await upload.read(settings.max_upload_bytes + 1)
-    if len(data) > settings.max_upload_bytes:
-        raise ApiError(413, f"file: larger than {settings.max_upload_bytes} bytes", "file")
-    digest = hashlib.sha256(data).hexdigest()
-    path = settings.upload_root() / f"{digest}{suffix.lower()}"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return path, digest
+    root = settings.upload_root()
+    root.mkdir(parents=True, exist_ok=True)
+    digest, size = hashlib.sha256(), 0
+    with tempfile.NamedTemporaryFile(dir=root, prefix=".upload-", delete=False) as handle:
+        partial = Path(handle.name)
+        try:
+            while chunk := await upload.read(UPLOAD_CHUNK):
+                size += len(chunk)
+                if size > settings.max_upload_bytes:
+                    raise ApiError(413, f"file: larger than {settings.max_upload_bytes} bytes", "file")
+                digest.update(chunk)
+                handle.write(chunk)
+        except BaseException:
+            handle.close()
+            partial.unlink(missing_ok=True)
+            raise
+    path = root / f"{digest.hexdigest()}{suffix.lower()}"
+    partial.replace(path)
+    return path, digest.hexdigest()
+
+
+def _text_lines(path: Path) -> Iterator[str]:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", errors="replace") as handle:
+        yield from handle
+
+
+def screen_upload(path: Path, kind: str, limits: ChemLimits = DEFAULT_LIMITS) -> None:
+    """Refuse a file whose chemistry would stall the parser (RDKit holds the GIL): a SMILES or
+    SMARTS beyond ``app.chem`` limits, or an SDF record with too many atoms. Raises ``ApiError``."""
+    sdf = ".sd" in "".join(path.suffixes).lower()
+    csv = ".csv" in path.name.lower() or ".tsv" in path.name.lower()
+    smiles_column, number = 0, 0
+    try:
+        for number, line in enumerate(_text_lines(path), start=1):
+            if len(line) > 10 * limits.max_reaction_chars:
+                raise ChemQueryError(f"the line is {len(line)} characters long")
+            if sdf:
+                _screen_sdf_line(line, limits)
+                continue
+            fields = [f.strip() for f in re.split(r"[,\t]", line)] if csv else line.split()
+            if not fields or not fields[0] or fields[0].startswith("#"):
+                continue
+            lowered = [f.lower() for f in fields]
+            if number == 1 and "smiles" in lowered:
+                smiles_column = lowered.index("smiles")
+                continue
+            token = fields[smiles_column] if smiles_column < len(fields) else fields[0]
+            if kind == TEMPLATES:
+                check_smarts(token, limits, reaction=True)
+            else:
+                check_smiles(token, limits)
+    except ChemQueryError as error:
+        raise ApiError(422, f"file: line {number}: {error}", "file") from None
+    except (OSError, EOFError, zlib.error) as error:
+        raise ApiError(422, f"file: cannot be read: {error}", "file") from None
+
+
+def _screen_sdf_line(line: str, limits: ChemLimits) -> None:
+    """Atom counts from V2000 counts lines and V3000 ``COUNTS`` lines."""
+    v3000 = re.match(r"M  V30 COUNTS (\d+)", line)
+    v2000 = re.match(r"^([ \d]{3})([ \d]{3}).*V2000", line)
+    count = int(v3000.group(1)) if v3000 else int(v2000.group(1)) if v2000 and v2000.group(1).strip() else 0
+    if count > limits.max_atoms:
+        raise ChemQueryError(f"an SDF record has {count} atoms; at most {limits.max_atoms} are accepted")
+
+
+def _inspect(path: Path, kind: str) -> Inspection:
+    screen_upload(path, kind)
+    try:
+        return inspect_building_blocks(path) if kind == BUILDING_BLOCKS else inspect_templates(path)
+    except CatalogueUnavailable as error:
+        raise ApiError(503, str(error)) from None
+    except (ValueError, OSError, EOFError, zlib.error) as error:
+        raise ApiError(422, f"file: {error}", "file") from None
 
 
 async def _upload(
@@ -106,12 +197,8 @@ async def _upload(
     if session.scalar(select(Library.id).where(Library.kind == kind, Library.name == name)) is not None:
         raise ApiError(409, f"name: a {kind} entry named {name!r} exists", "name")
     path, digest = await _save_upload(upload, settings)
-    try:
-        result = inspect_building_blocks(path) if kind == BUILDING_BLOCKS else inspect_templates(path)
-    except CatalogueUnavailable as error:
-        raise ApiError(503, str(error)) from None
-    except (ValueError, OSError) as error:
-        raise ApiError(422, f"file: {error}", "file") from None
+    # RDKit parsing is CPU work: off the event loop, so other requests (and /healthz) keep answering.
+    result = await run_in_threadpool(_inspect, path, kind)
     rejected = [RejectedRow(**r) for r in result.rejected_rows]
     if not result.usable:
         reasons = "; ".join(f"line {r.line}: {r.reason}" for r in rejected[:5]) or "no usable entries"

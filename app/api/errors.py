@@ -7,6 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.api.limits import BodyTooLarge
 from app.chem import ChemQueryError
 from app.queries import QueryError
 from app.training import ConfigInvalid
@@ -50,6 +51,12 @@ def install_error_handlers(app: FastAPI) -> None:
             loc = [str(p) for p in item["loc"] if p not in ("body", "query", "path", "header")]
             errors.append((".".join(loc) or "(body)", item["msg"]))
         return _fields(errors)
+
+    @app.exception_handler(BodyTooLarge)
+    async def _too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:
+        # Close the connection: the rest of the body is never read.
+        body = error_body(str(exc.detail), [(exc.field, str(exc.detail))])
+        return JSONResponse(body, status_code=413, headers={"Connection": "close"})
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

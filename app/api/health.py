@@ -19,7 +19,8 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
+    # async: answered on the event loop, so it keeps answering while the thread pool is busy.
     return {"status": "ok"}
 
 

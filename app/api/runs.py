@@ -6,6 +6,7 @@ import asyncio
 import json
 import shutil
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Query, Response
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.api.deps import get_db, get_session, get_settings
 from app.api.errors import ApiError
+from app.chem import ChemQueryError, check_smarts, check_smiles
 from app.db import Database
 from app.models import FINISHED_STATUSES, Molecule, Run, utcnow
 from app.queries import latest_metrics, list_runs, metric_history
@@ -85,10 +87,54 @@ def _split_body(body: Any) -> tuple[dict[str, Any], str | None, str]:
     return body, None, ""
 
 
+_FILE_FIELDS = ("building_blocks", "templates", "cache_dir")
+_CHEM_FIELDS = {"references": check_smiles, "required": check_smarts, "forbidden": check_smarts}
+
+
+def screen_config(raw: dict[str, Any], settings: Settings) -> None:
+    """Checks the RunConfig schema cannot make: files stay inside the data directory (a run must not
+    read or write elsewhere on the server), and reward chemistry (reference SMILES, SMARTS filters)
+    stays within ``app.chem`` limits before RDKit parses it while validating."""
+    errors: list[tuple[str, str]] = []
+    environment = raw.get("environment")
+    root = settings.data_dir.resolve()
+    for key in _FILE_FIELDS if isinstance(environment, dict) else ():
+        value = environment.get(key)
+        if isinstance(value, str) and not _inside(value, root):
+            errors.append((f"environment.{key}", f"must be a path inside the data directory ({root})"))
+    reward = raw.get("reward")
+    components = reward.get("components") if isinstance(reward, dict) else None
+    for i, component in enumerate(components if isinstance(components, list) else []):
+        for key, check in _CHEM_FIELDS.items():
+            values = component.get(key) if isinstance(component, dict) else None
+            for j, text in enumerate(values if isinstance(values, list) else []):
+                try:
+                    check(text) if isinstance(text, str) else None
+                except ChemQueryError as error:
+                    errors.append((f"reward.components.{i}.{key}.{j}", str(error)))
+    if errors:
+        raise ConfigInvalid(errors)
+
+
+def _inside(value: str, root: Path) -> bool:
+    """``value`` resolved (symlinks followed, ``..`` collapsed) lies under ``root``."""
+    if "\0" in value:
+        return False
+    try:
+        return Path(value).resolve().is_relative_to(root)
+    except (OSError, RuntimeError, ValueError):
+        return False
+
+
 @router.post("", status_code=201, response_model=RunOut)
-def create_run(body: Any = Body(...), session: Session = Depends(get_session)) -> RunOut:
+def create_run(
+    body: Any = Body(...),
+    session: Session = Depends(get_session),
+    settings: Settings = Depends(get_settings),
+) -> RunOut:
     raw, name, prefix = _split_body(body)
     try:
+        screen_config(raw, settings)
         config = validate_run_config(raw)
     except ConfigInvalid as error:
         raise ConfigInvalid([(prefix + field, msg) for field, msg in error.errors]) from None

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
-from app.api.deps import get_session
+from app.api.deps import get_session, require_token
 from app.chem import ChemQueryError
 from app.models import Molecule, Run
 from app.pages.selection import SELECTION_MEDIA_TYPES, SelectionFormat, parse_ids, selection_stream
@@ -72,7 +72,8 @@ def pages_router() -> APIRouter:
         return page(request, "molecules.html", title=f"Molecules of {run.name}", run_id=run.id,
                     run_name=run.name)
 
-    @router.post("/runs/{run_id}/molecules/export")
+    # The selection export returns run data, so it needs a token like the REST API once auth is on.
+    @router.post("/runs/{run_id}/molecules/export", dependencies=[Depends(require_token)])
     def export_selection(
         run_id: str,
         ids: str = Form(..., description="comma-separated molecule ids"),

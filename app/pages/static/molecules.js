@@ -118,7 +118,7 @@
     const body = new FormData();
     body.set("ids", [...selected.keys()].join(","));
     body.set("format", format);
-    const response = await fetch(`/runs/${runId}/molecules/export`, { method: "POST", body });
+    const response = await fetch(`/runs/${runId}/molecules/export`, { method: "POST", body, headers: authHeaders() });
     if (!response.ok) {
       setState(gridState, "error", `Export failed: ${await response.text()}`);
       return;

@@ -1,0 +1,78 @@
+"""Request bodies are bounded before anything buffers them: an ASGI middleware refuses a declared
+``Content-Length`` over the limit at once and counts the bytes of a chunked body as the application
+pulls them, answering 413 as soon as the count passes the limit (the rest is never read)."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from ``receive`` once a streamed body passes its limit; FastAPI re-raises
+    ``HTTPException`` from body parsing, so the app's handler or this middleware answers 413."""
+
+    def __init__(self, field: str, limit: int) -> None:
+        super().__init__(413, f"{field}: the request body is larger than {limit} bytes")
+        self.field, self.limit = field, limit
+
+
+class BodySizeLimit:
+    """``max_upload_bytes`` for multipart uploads, ``max_body_bytes`` for every other body."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, max_upload_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes, self.max_upload_bytes = max_body_bytes, max_upload_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        upload = headers.get("content-type", "").lower().startswith("multipart/")
+        limit, field = (self.max_upload_bytes, "file") if upload else (self.max_body_bytes, "(body)")
+        declared = headers.get("content-length")
+        if declared is not None:
+            if not declared.strip().isdigit():
+                await _answer(send, 400, "content-length", "content-length: not a byte count")
+                return
+            if int(declared) > limit:
+                await _answer(send, 413, field, BodyTooLarge(field, limit).detail)
+                return
+        received = 0
+        started = False
+
+        async def counted_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(field, limit)
+            return message
+
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, watched_send)
+        except BodyTooLarge as error:
+            if started:
+                raise
+            await _answer(send, 413, error.field, error.detail)
+
+
+async def _answer(send: Send, status: int, field: str, message: str) -> None:
+    body = json.dumps({"message": message, "errors": [{"field": field, "message": message}]}).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
