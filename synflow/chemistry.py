@@ -109,8 +109,31 @@ def _candidate_names(mol: Chem.Mol, n_template_atoms: int) -> list[str]:
     return out
 
 
+class _BoundedCache(dict):  # type: ignore[type-arg]
+    """A dict that forgets its oldest quarter when it grows past ``capacity``.
+
+    Every cached value here is a pure function of its key (a match, a product, a retro-analysis, a
+    reachability fact), so a forgotten entry is only recomputed, to the same value: long runs keep
+    a bounded memory and the same results.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__()
+        self.capacity = max(1, capacity)
+
+    def __setitem__(self, key: object, value: object) -> None:
+        super().__setitem__(key, value)
+        if len(self) > self.capacity:
+            for old in list(itertools.islice(iter(self), max(1, len(self) // 4))):
+                del self[old]
+
+
 class SynthesisChemistry:
-    """Templates × library × compatibility index, with every result cached by SMILES."""
+    """Templates × library × compatibility index, with every result cached by SMILES.
+
+    ``cache_size`` bounds each cache (molecules: a quarter of it); 200,000 keeps a long run within
+    about 1 GB while a training run's working set (its replay and recent samples) stays cached.
+    """
 
     def __init__(
         self,
@@ -119,6 +142,7 @@ class SynthesisChemistry:
         index: object,
         max_reactions: int,
         min_reactions: int,
+        cache_size: int = 200_000,
     ) -> None:
         self.library = library
         self.templates = list(templates)
@@ -148,11 +172,11 @@ class SynthesisChemistry:
         # exact canonical-SMILES lookup: the library's own index_of also standardises misses, which
         # costs more than the whole retro step for the many retro fragments that are not blocks
         self._block_index = {smi: i for i, smi in enumerate(library.smiles)}  # type: ignore[attr-defined]
-        self._mols: dict[str, Chem.Mol] = {}
-        self._slots: dict[str, tuple[tuple[int, int], ...]] = {}
-        self._products: dict[tuple[int, tuple[str, ...]], str | None] = {}
-        self._retro: dict[str, tuple[RetroParent, ...]] = {}
-        self._reachable: dict[tuple[str, int], bool] = {}
+        self._mols: dict[str, Chem.Mol] = _BoundedCache(max(cache_size // 4, 1024))
+        self._slots: dict[str, tuple[tuple[int, int], ...]] = _BoundedCache(cache_size)
+        self._products: dict[tuple[int, tuple[str, ...]], str | None] = _BoundedCache(cache_size)
+        self._retro: dict[str, tuple[RetroParent, ...]] = _BoundedCache(cache_size)
+        self._reachable: dict[tuple[str, int], bool] = _BoundedCache(cache_size)
         self.stats = {"matches": 0, "reactions": 0, "retro": 0}
 
     # -- setup -------------------------------------------------------------------------------

@@ -195,7 +195,8 @@ def test_screened_template_slots_equal_plain_matching_on_real_molecules() -> Non
         blocks = [line.split()[0] for line in islice(handle, 300)]
     templates = default_template_set()
     library = library_from_smiles(blocks, ids=[f"B{i}" for i in range(len(blocks))], workers=1)
-    chem = SynthesisChemistry(library, templates, build_compatibility_index(library, templates, workers=1), 3, 1)
+    index = build_compatibility_index(library, templates, workers=1)
+    chem = SynthesisChemistry(library, templates, index, 3, 1)
     molecules = list(library.smiles)
     zinc = Path(__file__).resolve().parents[3] / "shared" / "data" / "molecules" / "zinc250k.csv.gz"
     if zinc.exists():  # real drug-like molecules, larger than blocks, when the reference data is here
@@ -215,3 +216,17 @@ def test_screened_template_slots_equal_plain_matching_on_real_molecules() -> Non
         hits += len(plain)
     assert hits > len(molecules)  # the comparison is not vacuous
     assert chem.stats["matches"] < 0.6 * len(molecules) * sum(t.arity for t in templates)
+
+
+def test_bounded_chemistry_caches_give_the_same_trajectories_and_backward_policy() -> None:
+    from synflow.exact import terminal_key
+
+    def summary(cache_size: int) -> tuple[list, int]:
+        chem = tiny_chemistry(cache_size=cache_size)
+        trajs = enumerate_trajectories(SynthesisEnv(chem), beta=1.0)
+        return sorted((terminal_key(t), round(t.uniform_log_pb, 12)) for t in trajs), chem.stats["retro"]
+
+    unbounded, retro_unbounded = summary(200_000)
+    bounded, retro_bounded = summary(32)
+    assert bounded == unbounded and len(unbounded) > 50
+    assert retro_bounded > retro_unbounded  # the small caches really forgot and recomputed

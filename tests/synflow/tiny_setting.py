@@ -27,11 +27,13 @@ BLOCKS = [
 ]
 
 
-def tiny_chemistry(max_reactions: int = 2, min_reactions: int = 1) -> SynthesisChemistry:
+def tiny_chemistry(
+    max_reactions: int = 2, min_reactions: int = 1, cache_size: int = 200_000
+) -> SynthesisChemistry:
     templates = parse_template_lines(TEMPLATES)
     library = library_from_smiles(BLOCKS, ids=[f"TINY{i:02d}" for i in range(len(BLOCKS))], workers=1)
     index = build_compatibility_index(library, templates, workers=1)
-    return SynthesisChemistry(library, templates, index, max_reactions, min_reactions)
+    return SynthesisChemistry(library, templates, index, max_reactions, min_reactions, cache_size)
 
 
 def tiny_config(**overrides: Any) -> RunConfig:
