@@ -129,13 +129,14 @@ def suites(quick: bool) -> list[Suite]:
 
 
 def jobs(selected: list[Suite]) -> Iterator[Job]:
-    for suite in selected:
-        for seed in suite.torchgfn_seeds:
-            yield Job(suite, "torchgfn_tb", "on", seed)
-        for seed in suite.seeds:
-            for mode in suite.modes:
-                for method in suite.methods:
-                    yield Job(suite, method, mode, seed)
+    for suite in selected:  # seed by seed, the family before torchgfn's TB of the same seed
+        for seed in sorted({*suite.seeds, *suite.torchgfn_seeds}):
+            if seed in suite.seeds:
+                for mode in suite.modes:
+                    for method in suite.methods:
+                        yield Job(suite, method, mode, seed)
+            if seed in suite.torchgfn_seeds:
+                yield Job(suite, "torchgfn_tb", "on", seed)
 
 
 # ---------------------------------------------------------------------------------------------
