@@ -89,6 +89,8 @@ class Molecule(Base):
     last_step: Mapped[int] = mapped_column(Integer)
     first_seen: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     times_sampled: Mapped[int] = mapped_column(Integer, default=1)
+    # Why a reward plugin could not score this molecule (its reward is then the floor).
+    error: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         UniqueConstraint("run_id", "smiles", name="uq_molecules_run_smiles"),

@@ -84,6 +84,7 @@ class MoleculeOut(BaseModel):
     times_sampled: int
     first_seen: datetime
     similarity: float | None = None
+    error: str | None = None  # why a reward plugin could not score it (reward is then the floor)
 
 
 class MoleculePageOut(BaseModel):

@@ -27,7 +27,8 @@ CHUNK_ROWS = 5000  # rows per SQLite executemany call (bounded memory per call)
 
 # Column order of a prepared molecule row (run_id is added per dialect).
 _COLUMNS = (
-    "smiles", "inchikey", "reward", "scores", "route", "step", "last_step", "first_seen", "times_sampled"
+    "smiles", "inchikey", "reward", "scores", "route", "step", "last_step", "first_seen", "times_sampled",
+    "error",
 )
 
 # Idempotence: a conflicting row only changes when the incoming step is later than the stored
@@ -44,13 +45,14 @@ _SQLITE_UPSERT = (
 )
 _PG_STAGING = (
     "CREATE TEMP TABLE IF NOT EXISTS molecule_staging (smiles text, inchikey text, reward double precision, "
-    "scores text, route text, step integer, last_step integer, first_seen timestamp, times_sampled integer) "
+    "scores text, route text, step integer, last_step integer, first_seen timestamp, times_sampled integer, "
+    "error text) "
     "ON COMMIT DELETE ROWS"
 )
 _PG_UPSERT = (
     f"INSERT INTO molecules (run_id, {', '.join(_COLUMNS)}) "
     "SELECT %s, smiles, inchikey, reward, scores::jsonb, route::jsonb, step, last_step, first_seen, "
-    "times_sampled FROM molecule_staging " + _ON_CONFLICT
+    "times_sampled, error FROM molecule_staging " + _ON_CONFLICT
 )
 
 
@@ -64,6 +66,7 @@ class MoleculeRecord:
     scores: dict[str, float] = field(default_factory=dict)
     route: dict[str, Any] | None = None
     inchikey: str | None = None
+    error: str | None = None  # why the reward could not be computed (reward floor)
 
 
 def _insert(session: Session, table: Table) -> Any:
@@ -103,7 +106,7 @@ def _aggregate(records: Iterable[MoleculeRecord], now: Any) -> list[list[Any]]:
         if row is None:
             rows[rec.smiles] = [
                 rec.smiles, rec.inchikey, _finite(rec.reward) or 0.0,
-                _scores_json(rec.scores), _encode(rec.route), rec.step, rec.step, now, 1,
+                _scores_json(rec.scores), _encode(rec.route), rec.step, rec.step, now, 1, rec.error,
             ]
         else:
             row[8] += 1

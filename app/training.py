@@ -102,6 +102,7 @@ def _record(source: Any, step: int) -> MoleculeRecord:
         step=step,
         scores=dict(source.scores or {}),
         route=route,
+        error=getattr(source, "error", None) or getattr(source, "reward_error", None),
     )
 
 

@@ -20,6 +20,7 @@ class MoleculeRecord:
     step: int
     log_reward: float
     beta: float
+    error: str | None = None  # why the reward could not be computed (the molecule got the floor)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -30,6 +31,7 @@ class MoleculeRecord:
             "step": self.step,
             "log_reward": self.log_reward,
             "beta": self.beta,
+            "error": self.error,
         }
 
 

@@ -201,6 +201,7 @@ class Trainer:
             assert batch is not None
             t.reward = float(batch.reward[i])
             t.scores = {k: float(v[i]) for k, v in batch.scores.items()}
+            t.reward_error = batch.errors[i] if batch.errors else None
             t.log_reward = float(log_reward([t.reward], t.beta, floor)[0])
         for t in trajs:
             if not t.valid:
@@ -213,7 +214,8 @@ class Trainer:
             if self.metrics.update(t.smiles, t.reward, t.n_reactions) and t.smiles is not None:
                 records.append(
                     MoleculeRecord(
-                        t.smiles, t.reward, t.scores, {"steps": t.route}, self.step, t.log_reward, t.beta
+                        t.smiles, t.reward, t.scores, {"steps": t.route}, self.step, t.log_reward, t.beta,
+                        t.reward_error,
                     )
                 )
         return records

@@ -42,6 +42,7 @@ class Trajectory:
     log_reward: float = 0.0
     reward: float = 0.0
     scores: dict[str, float] = field(default_factory=dict)
+    reward_error: str | None = None  # a reward plugin failed on this molecule (reward 0, log R floor)
 
     @property
     def n_reactions(self) -> int:

@@ -32,6 +32,7 @@ def molecule_out(mol: Molecule, similarity: float | None = None) -> MoleculeOut:
         times_sampled=mol.times_sampled,
         first_seen=mol.first_seen,
         similarity=similarity,
+        error=mol.error,
     )
 
 

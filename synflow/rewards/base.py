@@ -21,6 +21,16 @@ class Scorer:
     def __call__(self, mols: Sequence[Chem.Mol], smiles: Sequence[str]) -> np.ndarray:
         raise NotImplementedError
 
+    def score_with_errors(
+        self, mols: Sequence[Chem.Mol], smiles: Sequence[str]
+    ) -> tuple[np.ndarray, list[str | None]]:
+        """Raw values and, per molecule, why it could not be scored (None where it was).
+
+        Scorers that can fail for single molecules (plugins) override this; a molecule with a
+        reason gets the reward floor and keeps the reason, the rest of the batch is unaffected.
+        """
+        return self(mols, smiles), [None] * len(smiles)
+
     def close(self) -> None:
         """Release processes or files; the default holds none."""
 

@@ -185,8 +185,10 @@ _TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 class PythonComponent(ComponentBase):
     """A python function ``package.module:function`` mapping a list of SMILES to a list of floats.
 
-    Without a transform the values must lie in [0, 1]. NaN, exceptions, a wrong number of values
-    and timeouts raise ``RewardPluginError`` naming the component.
+    Without a transform the values must lie in [0, 1]. A molecule the function fails on (NaN, an
+    exception or a timeout when tried alone) gets the reward floor and the reason; a function that
+    fails for every molecule, or returns the wrong number of values, raises ``RewardPluginError``
+    naming the component.
     """
 
     bounded: ClassVar[bool] = True
@@ -194,6 +196,9 @@ class PythonComponent(ComponentBase):
     target: str = Field(description="`package.module:function`")
     kwargs: dict[str, object] = Field(default_factory=dict, description="extra keyword arguments")
     timeout_s: float = Field(300.0, gt=0, description="per batch")
+    molecule_timeout_s: float | None = Field(
+        None, gt=0, description="per molecule, when a failed batch is retried one by one (default timeout_s)"
+    )
 
     @field_validator("target")
     @classmethod
@@ -208,16 +213,20 @@ class PythonComponent(ComponentBase):
     def build(self) -> Scorer:
         from synflow.rewards.plugins import PythonPlugin
 
-        return PythonPlugin(self.label, self.target, self.kwargs, self.timeout_s)
+        return PythonPlugin(self.label, self.target, self.kwargs, self.timeout_s, self.molecule_timeout_s)
 
 
 class CommandComponent(ComponentBase):
     """An external command: canonical SMILES on stdin, one line per molecule; one float per line
-    on stdout. Exit codes, NaN, wrong line counts and timeouts raise ``RewardPluginError``."""
+    on stdout. Failures are pinned on molecules as for ``python``; a command that fails for every
+    molecule, or prints the wrong number of lines, raises ``RewardPluginError``."""
 
     type: Literal["command"] = "command"
     command: list[str] = Field(min_length=1, description="argv; a string is split like a shell")
     timeout_s: float = Field(300.0, gt=0, description="per batch")
+    molecule_timeout_s: float | None = Field(
+        None, gt=0, description="per molecule, when a failed batch is retried one by one (default timeout_s)"
+    )
     cwd: str | None = None
     env: dict[str, str] = Field(default_factory=dict, description="added to the environment")
 
@@ -236,7 +245,9 @@ class CommandComponent(ComponentBase):
     def build(self) -> Scorer:
         from synflow.rewards.plugins import CommandPlugin
 
-        return CommandPlugin(self.label, self.command, self.timeout_s, self.cwd, self.env)
+        return CommandPlugin(
+            self.label, self.command, self.timeout_s, self.cwd, self.env, self.molecule_timeout_s
+        )
 
 
 DEFAULT_DOCKING_TRANSFORM = ClipTransform(low=0.0, high=-12.0)

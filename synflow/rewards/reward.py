@@ -33,16 +33,20 @@ class MoleculeScore:
     scores: dict[str, float]
     valid: bool
     scored: bool = True
+    error: str | None = None
 
     def to_json(self) -> dict[str, object]:
         def clean(v: float) -> float | None:
             return None if np.isnan(v) else v
 
-        return {
+        out: dict[str, object] = {
             "smiles": self.smiles, "canonical_smiles": self.canonical_smiles, "reward": self.reward,
             "scores": {k: clean(v) for k, v in self.scores.items()}, "valid": self.valid,
             "scored": self.scored,
         }
+        if self.error is not None:
+            out["error"] = self.error
+        return out
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,8 @@ class RewardBatch:
     components with a transform or unbounded raw values, ``scores[name + "_raw"]`` (e.g. the docking
     affinity in kcal/mol; NaN where it could not be computed). ``valid``: the SMILES parsed.
     ``scored``: False for molecules left unscored because the budget ran out (reward 0).
+    ``errors``: why a plugin could not score a molecule (reward 0, the failing component's score
+    NaN), None for the rest.
     """
 
     smiles: list[str]
@@ -62,6 +68,7 @@ class RewardBatch:
     valid: np.ndarray
     scored: np.ndarray
     budget_exhausted: bool = False
+    errors: list[str | None] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.smiles)
@@ -71,6 +78,7 @@ class RewardBatch:
             smiles=self.smiles[i], canonical_smiles=self.canonical_smiles[i],
             reward=float(self.reward[i]), scores={k: float(v[i]) for k, v in self.scores.items()},
             valid=bool(self.valid[i]), scored=bool(self.scored[i]),
+            error=self.errors[i] if self.errors else None,
         )
 
     def __iter__(self) -> Iterator[MoleculeScore]:
@@ -87,24 +95,31 @@ class _Component:
     name: str
     keep_raw: bool
 
-    def evaluate(self, mols: list[Chem.Mol], smiles: list[str]) -> dict[str, np.ndarray]:
-        raw = np.asarray(self.scorer(mols, smiles), dtype=np.float64)
+    def evaluate(
+        self, mols: list[Chem.Mol], smiles: list[str]
+    ) -> tuple[dict[str, np.ndarray], list[str | None]]:
+        """Columns of this component, and per molecule the reason it could not be scored."""
+        values, errors = self.scorer.score_with_errors(mols, smiles)
+        raw = np.asarray(values, dtype=np.float64)
+        failed = np.array([e is not None for e in errors], dtype=bool)
         transform = self.config.effective_transform()
         shaped = raw if transform is None else transform.apply(raw)
-        outside = (raw < -1e-9) | (raw > 1 + 1e-9)
+        outside = ((raw < -1e-9) | (raw > 1 + 1e-9)) & ~failed
         if transform is None and np.any(outside):
             bad = float(raw[outside][0])
             raise RewardPluginError(self.name, f"returned {bad} outside [0, 1]; add a transform")
-        out = {self.name: np.nan_to_num(np.clip(shaped, 0.0, 1.0), nan=0.0)}
+        score = np.nan_to_num(np.clip(shaped, 0.0, 1.0), nan=0.0)
+        out = {self.name: np.where(failed, np.nan, score)}
         if self.keep_raw:
             out[f"{self.name}_raw"] = raw
-        return out
+        return out, [None if e is None else f"{self.name}: {e}" for e in errors]
 
 
 @dataclass
 class _Entry:
     reward: float
     scores: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
 
 
 class Reward:
@@ -168,11 +183,17 @@ class Reward:
         if not canonical:
             return
         columns: dict[str, np.ndarray] = {}
+        errors: list[str | None] = [None] * len(canonical)
         for component in self._components:
-            columns.update(component.evaluate(mols, canonical))
-        rewards = self._aggregate(columns)
+            values, failures = component.evaluate(mols, canonical)
+            columns.update(values)
+            errors = [a if a is not None else b for a, b in zip(errors, failures, strict=True)]
+        # a molecule a plugin failed on gets the floor, not a reward from its other components
+        rewards = np.where([e is not None for e in errors], 0.0,
+                           self._aggregate({k: np.nan_to_num(v, nan=0.0) for k, v in columns.items()}))
         for i, s in enumerate(canonical):
-            self._cache[s] = _Entry(float(rewards[i]), {k: float(v[i]) for k, v in columns.items()})
+            scores = {k: float(v[i]) for k, v in columns.items()}
+            self._cache[s] = _Entry(float(rewards[i]), scores, errors[i])
         self.oracle_calls += len(canonical)
 
     def _aggregate(self, columns: dict[str, np.ndarray]) -> np.ndarray:
@@ -198,6 +219,7 @@ class Reward:
             scores={k: np.array([e.scores[k] if e else nan_or_zero[k] for e in entries]) for k in self.names},
             valid=np.array([c is not None for c in canonical], dtype=bool),
             scored=np.array([e is not None or c is None for e, c in zip(entries, canonical, strict=True)]),
+            errors=[e.error if e else None for e in entries],
             budget_exhausted=truncated or (self.exhausted and any(
                 e is None and c is not None for e, c in zip(entries, canonical, strict=True))),
         )

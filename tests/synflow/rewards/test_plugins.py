@@ -72,7 +72,7 @@ def test_command_plugin_reads_one_score_per_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("body", "message"), [
-    ("sys.stdin.read()\nprint('nan')\nprint('0.5')\n", "NaN"),
+    ("sys.stdin.read()\nprint('nan')\nprint('nan')\n", "NaN"),
     ("sys.stdin.read()\nprint('0.5')\n", "1 values for 2 molecules"),
     ("sys.stdin.read()\nprint('oops')\nprint('0.5')\n", "not a number"),
     ("sys.stdin.read()\nsys.stderr.write('license expired')\nsys.exit(3)\n", "status 3: license expired"),
