@@ -84,7 +84,10 @@ def _callback_adapter(callbacks: TrainingCallbacks) -> Any:
     from synflow.callbacks import TrainerCallback
 
     class ServiceCallback(TrainerCallback):
-        def on_molecules(self, records: list[Any]) -> None:
+        def on_samples(self, records: list[Any]) -> None:
+            # every sample, not only new molecules: the store upserts by SMILES and counts
+            # ``times_sampled`` once per sample, idempotently per step (a step written again after
+            # a resume is not counted twice)
             callbacks.on_molecules([_record(r, r.step) for r in records])
 
         def on_metrics(self, step: int, metrics: dict[str, float]) -> None:

@@ -11,7 +11,7 @@ __all__ = ["MoleculeRecord", "TrainerCallback"]
 
 @dataclass(frozen=True)
 class MoleculeRecord:
-    """A molecule sampled for the first time in a run, with its synthesis route (DESIGN.md format)."""
+    """A sampled molecule with the route it was sampled by (DESIGN.md format) and the step."""
 
     smiles: str
     reward: float
@@ -40,6 +40,10 @@ class TrainerCallback:
 
     def on_molecules(self, records: list[MoleculeRecord]) -> None:
         """New unique molecules of one training step (or one sampling call)."""
+
+    def on_samples(self, records: list[MoleculeRecord]) -> None:
+        """Every valid molecule sampled in one training step, new or seen before (one record per
+        sample, so a molecule sampled twice appears twice): what counts ``times_sampled``."""
 
     def on_metrics(self, step: int, metrics: dict[str, float]) -> None:
         """Metrics every ``training.log_every`` steps and at the end."""

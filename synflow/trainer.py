@@ -208,17 +208,21 @@ class Trainer:
                 t.log_reward = floor
         self.timers["reward"] += time.perf_counter() - t0
 
-    def _record(self, trajs: list[Trajectory]) -> list[MoleculeRecord]:
-        records = []
+    def _record(self, trajs: list[Trajectory]) -> tuple[list[MoleculeRecord], list[MoleculeRecord]]:
+        """(new molecules, every valid sample) of the sampled trajectories, in sampling order."""
+        new, samples = [], []
         for t in trajs:
-            if self.metrics.update(t.smiles, t.reward, t.n_reactions) and t.smiles is not None:
-                records.append(
-                    MoleculeRecord(
-                        t.smiles, t.reward, t.scores, {"steps": t.route}, self.step, t.log_reward, t.beta,
-                        t.reward_error,
-                    )
-                )
-        return records
+            first = self.metrics.update(t.smiles, t.reward, t.n_reactions)
+            if t.smiles is None:
+                continue
+            record = MoleculeRecord(
+                t.smiles, t.reward, t.scores, {"steps": t.route}, self.step, t.log_reward, t.beta,
+                t.reward_error,
+            )
+            samples.append(record)
+            if first:
+                new.append(record)
+        return new, samples
 
     # -- training ----------------------------------------------------------------------------
     def train_step(self) -> dict[str, float]:
@@ -227,7 +231,7 @@ class Trainer:
         use_replay = len(self.replay) >= max(1, cfg.replay.warmup) and cfg.replay.fraction > 0
         n_replay = round(cfg.replay.fraction * b) if use_replay else 0
         online = self.sample(b - n_replay, cfg.training.temperature, self.exploration_at(self.step))
-        records = self._record(online)
+        records, samples = self._record(online)
         replayed = self.replay.sample(n_replay, self.rng)
         self.replay.add(online)
         info = self.optimise(online + replayed)
@@ -235,6 +239,8 @@ class Trainer:
         for cb in self.callbacks:
             if records:
                 cb.on_molecules(records)
+            if samples:
+                cb.on_samples(samples)
         return info
 
     def optimise(self, batch: list[Trajectory]) -> dict[str, float]:

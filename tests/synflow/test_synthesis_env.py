@@ -230,3 +230,23 @@ def test_bounded_chemistry_caches_give_the_same_trajectories_and_backward_policy
     bounded, retro_bounded = summary(32)
     assert bounded == unbounded and len(unbounded) > 50
     assert retro_bounded > retro_unbounded  # the small caches really forgot and recomputed
+
+
+def test_callbacks_get_new_molecules_once_and_every_sample(chemistry) -> None:
+    class Samples(Collect):
+        def __init__(self) -> None:
+            super().__init__()
+            self.samples: list[MoleculeRecord] = []
+
+        def on_samples(self, records: list[MoleculeRecord]) -> None:
+            self.samples += records
+
+    seen = Samples()
+    trainer = Trainer(tiny_config(training={"batch_size": 16}), chemistry=chemistry, callbacks=[seen])
+    for _ in range(4):
+        trainer.train_step()
+    smiles = [r.smiles for r in seen.samples]
+    assert len(set(smiles)) == len(seen.records) < len(smiles)  # the tiny setting repeats molecules
+    assert [r.smiles for r in seen.records] == list(dict.fromkeys(smiles))  # new ones, first-seen order
+    assert {r.step for r in seen.samples} == {0, 1, 2, 3}
+    assert len(smiles) == trainer.metrics.sampled - trainer.metrics.invalid
