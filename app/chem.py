@@ -61,9 +61,7 @@ def check_smiles(smiles: str, limits: ChemLimits = DEFAULT_LIMITS) -> None:
     with rdBase.BlockLogs():
         raw = Chem.MolFromSmiles(smiles, sanitize=False)
     if raw is not None and raw.GetNumAtoms() > limits.max_atoms:
-        raise ChemQueryError(
-            f"SMILES has {raw.GetNumAtoms()} atoms; at most {limits.max_atoms} are accepted"
-        )
+        raise ChemQueryError(f"SMILES has {raw.GetNumAtoms()} atoms; at most {limits.max_atoms} are accepted")
 
 
 def check_smarts(smarts: str, limits: ChemLimits = DEFAULT_LIMITS, reaction: bool = False) -> None:

@@ -183,4 +183,3 @@ def register(cli: typer.Typer) -> None:
         if row is None:
             raise typer.BadParameter(f"no token {key!r}", param_hint="KEY")
         typer.echo(f"revoked token {row.id} ({row.prefix})")
-

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 
+from fastapi import HTTPException
 from starlette.datastructures import Headers
-from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class BodyTooLarge(HTTPException):
-    """Raised from ``receive`` once a streamed body passes its limit; FastAPI re-raises
-    ``HTTPException`` from body parsing, so the app's handler or this middleware answers 413."""
+    """The 413 error; raised from ``receive`` only if the app had already started its response."""
 
     def __init__(self, field: str, limit: int) -> None:
         super().__init__(413, f"{field}: the request body is larger than {limit} bytes")
@@ -43,28 +42,37 @@ class BodySizeLimit:
                 await _answer(send, 413, field, BodyTooLarge(field, limit).detail)
                 return
         received = 0
-        started = False
+        started = answered = False
 
         async def counted_receive() -> Message:
-            nonlocal received
+            # Past the limit the 413 goes out at once and the app is told the client left, so it
+            # stops reading (whatever wraps ``receive`` in between: task groups, middleware).
+            nonlocal received, answered
+            if answered:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise BodyTooLarge(field, limit)
+                    if started:
+                        raise BodyTooLarge(field, limit)
+                    answered = True
+                    await _answer(send, 413, field, BodyTooLarge(field, limit).detail)
+                    return {"type": "http.disconnect"}
             return message
 
         async def watched_send(message: Message) -> None:
             nonlocal started
+            if answered:
+                return  # the 413 is the answer; drop whatever the interrupted app sends
             started = started or message["type"] == "http.response.start"
             await send(message)
 
         try:
             await self.app(scope, counted_receive, watched_send)
-        except BodyTooLarge as error:
-            if started:
-                raise
-            await _answer(send, 413, error.field, error.detail)
+        except Exception:
+            if not answered:
+                raise  # after a 413 the app's own failure (client disconnected) is expected
 
 
 async def _answer(send: Send, status: int, field: str, message: str) -> None:

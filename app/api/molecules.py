@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Path as FastApiPath
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
@@ -13,7 +16,7 @@ from app.chem import ChemQueryError, parse_smarts, parse_smiles
 from app.db import Database
 from app.export import MEDIA_TYPES, ExportFormat, export_stream
 from app.models import Molecule
-from app.queries import MoleculeQuery, list_molecules, parse_score_ranges
+from app.queries import MoleculeQuery, decode_cursor, list_molecules, parse_score_ranges
 from app.schemas import MoleculeOut, MoleculePageOut
 
 router = APIRouter(tags=["molecules"])
@@ -34,6 +37,25 @@ def molecule_out(mol: Molecule, similarity: float | None = None) -> MoleculeOut:
         similarity=similarity,
         error=mol.error,
     )
+
+
+MAX_ID = 2**63 - 1  # SQLite INTEGER and PostgreSQL BIGINT
+MoleculeId = Annotated[int, FastApiPath(ge=1, le=MAX_ID, description="a molecule id")]
+
+
+def _check_cursor(cursor: str | None) -> None:
+    """A molecule cursor is two numbers (sort value, id) this API encoded; anything else, or numbers
+    out of the database's integer range, is refused here rather than failing inside the query."""
+    if cursor is None:
+        return
+    value, last_id = decode_cursor(cursor, 2)
+    numbers = (value, last_id)
+    if (
+        not all(isinstance(v, int | float) and not isinstance(v, bool) for v in numbers)
+        or not isinstance(last_id, int)
+        or any(isinstance(v, int) and abs(v) > MAX_ID for v in numbers)
+    ):
+        raise ApiError(422, "cursor: cursor is not one this API returned", "cursor")
 
 
 def _check_chem(smarts: str | None, similar_to: str | None) -> None:
@@ -65,6 +87,7 @@ def run_molecules(
     session: Session = Depends(get_session),
 ) -> MoleculePageOut:
     get_run(session, run_id)
+    _check_cursor(cursor)
     _check_chem(smarts, similar_to)
     query = MoleculeQuery(
         run_id=run_id,
@@ -92,13 +115,13 @@ def _get_molecule(session: Session, molecule_id: int) -> Molecule:
 
 
 @router.get("/molecules/{molecule_id}", response_model=MoleculeOut)
-def molecule_detail(molecule_id: int, session: Session = Depends(get_session)) -> MoleculeOut:
+def molecule_detail(molecule_id: MoleculeId, session: Session = Depends(get_session)) -> MoleculeOut:
     return molecule_out(_get_molecule(session, molecule_id))
 
 
 @router.get("/molecules/{molecule_id}/svg")
 def molecule_svg(
-    molecule_id: int,
+    molecule_id: MoleculeId,
     request: Request,
     width: int = Query(300, ge=50, le=2000),
     height: int = Query(300, ge=50, le=2000),

@@ -4,8 +4,10 @@ stored). Like every API route these need a valid token once auth is on."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends
+from fastapi import Path as FastApiPath
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
@@ -60,7 +62,9 @@ def tokens_create(
 
 
 @router.post("/{token_id}/revoke", response_model=TokenOut)
-def tokens_revoke(token_id: int, session: Session = Depends(get_session)) -> TokenOut:
+def tokens_revoke(
+    token_id: Annotated[int, FastApiPath(ge=1, le=2**31 - 1)], session: Session = Depends(get_session)
+) -> TokenOut:
     row = revoke_token(session, str(token_id))
     if row is None:
         raise ApiError(404, f"token_id: no token {token_id}", "token_id")
