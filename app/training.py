@@ -131,6 +131,16 @@ def run_training(
     """Train until done or ``should_stop``; raises on failure. Resumes from ``checkpoint_dir`` if asked."""
     if checkpoint_every is not None:
         config = {**config, "training": {**config.get("training", {}), "checkpoint_every": checkpoint_every}}
+    import torch
+
+    threads = torch.get_num_threads()  # a resumed checkpoint may set its own; the next run gets ours
+    try:
+        _train(config, checkpoint_dir, resume, callbacks)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(config: dict[str, Any], checkpoint_dir: Path, resume: bool, callbacks: TrainingCallbacks) -> None:
     trainer = _build_trainer(config, checkpoint_dir, [_callback_adapter(callbacks)])
     checkpoint = checkpoint_dir / CHECKPOINT_NAME
     if resume and checkpoint.exists():

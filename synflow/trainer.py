@@ -341,6 +341,9 @@ class Trainer:
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
             },
             "trajectories_trained": self.trajectories_trained,
+            # CPU kernels split sums across threads, and float addition is not associative: the
+            # same step on 1 and on 2 threads differs in the last bits, and training amplifies it.
+            "torch_threads": torch.get_num_threads(),
         }
 
     def save_checkpoint(self, path: str | Path) -> None:
@@ -383,6 +386,11 @@ class Trainer:
         self.replay.load_state_dict(state["replay"])
         self.metrics.load_state_dict(state["metrics"])
         self.trajectories_trained = state.get("trajectories_trained", 0)
+        threads = state.get("torch_threads")
+        if threads and self.device.type == "cpu" and threads != torch.get_num_threads():
+            # Continue on the thread count the run was trained with, so a run resumed on another
+            # worker (another machine, another OMP_NUM_THREADS) stays bit-identical on CPU.
+            torch.set_num_threads(threads)
         rng = state["rng"]
         random.setstate(rng["python"])
         np.random.set_state(rng["numpy"])

@@ -28,7 +28,7 @@ from app.models import Metric, Molecule
 from app.settings import Settings
 from tests.app.reliability.conftest import WorkerProcesses, pid_of, queue_run, read_run, wait_for
 
-STEPS = 10
+STEPS = 8
 KILLS = {"sqlite": 3, "postgresql": 3}
 
 
@@ -135,3 +135,32 @@ def test_sigkilled_workers_lose_nothing_and_the_model_is_bit_identical(
         _assert_same_state(final[part], expected[part], part)
     # The kills really landed mid-run and were recovered from checkpoints.
     assert worker_processes.log_text().count(f"claimed run {crashed}") == kills + 1
+
+
+def test_a_run_resumed_on_another_thread_count_stays_bit_identical(
+    tmp_path: Path, tiny_run: Callable[..., dict[str, Any]]
+) -> None:
+    """CPU kernels split sums across threads (float addition is not associative), so 1 and 2 threads
+    give different parameters after a few steps of this very config; the checkpoint records the
+    thread count and a resume continues on it, whatever the new worker's default."""
+    from synflow.config import parse_run_config
+    from synflow.trainer import Trainer
+
+    config = parse_run_config(tiny_run(steps=4, checkpoint_every=2))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        uninterrupted = Trainer(config)
+        uninterrupted.run()
+        first = Trainer(config, checkpoint_dir=tmp_path)
+        first.run(steps=2)
+        torch.set_num_threads(2)  # another worker, another default
+        resumed = Trainer(config, checkpoint_dir=tmp_path)
+        resumed.load_checkpoint(tmp_path / "last.pt")
+        assert torch.get_num_threads() == 1
+        resumed.run()
+    finally:
+        torch.set_num_threads(threads)
+    final, expected = resumed.state_dict(), uninterrupted.state_dict()
+    for part in ("model", "sampling_model", "optimizer", "replay", "rng"):
+        _assert_same_state(final[part], expected[part], part)
