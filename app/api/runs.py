@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Query, Response
 from fastapi.responses import StreamingResponse
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.api.deps import get_db, get_session, get_settings
@@ -165,12 +165,18 @@ def run_detail(run_id: str, session: Session = Depends(get_session)) -> RunOut:
 @router.post("/{run_id}/cancel", status_code=202, response_model=RunOut)
 def cancel_run(run_id: str, session: Session = Depends(get_session)) -> RunOut:
     run = get_run(session, run_id)
-    if run.status in FINISHED_STATUSES:
+    # Conditional updates, not read-then-write: a worker may claim or finish the run in between.
+    now = utcnow()
+    changed = session.execute(
+        update(Run).where(Run.id == run_id, Run.status == "queued")
+        .values(status="cancelled", finished_at=now, cancel_requested=True, updated_at=now)
+    ).rowcount or session.execute(
+        update(Run).where(Run.id == run_id, Run.status == "running")
+        .values(cancel_requested=True, updated_at=now)
+    ).rowcount
+    session.refresh(run)
+    if not changed:
         raise ApiError(409, f"status: run {run_id} already {run.status}", "status")
-    if run.status == "queued":
-        run.status, run.finished_at = "cancelled", utcnow()
-    run.cancel_requested = True
-    session.flush()
     return run_out(run)
 
 

@@ -141,3 +141,38 @@ def test_cancel_racing_completion_ends_in_one_consistent_state(
         assert read_run(db, run_id).status == status  # and it stays that way
     # The race was really run: both outcomes occurred.
     assert outcomes["cancelled/202"] and outcomes["succeeded/409"] + outcomes["succeeded/202"], outcomes
+
+
+def test_cancel_of_a_queued_run_that_a_worker_claims_meanwhile(
+    client: TestClient, db: Database, settings: Settings, tiny_run: Callable[..., dict[str, Any]]
+) -> None:
+    """The narrowest window, made certain: the worker's claim commits between the API reading the
+    run as queued and writing the cancel. The cancel must reach the worker (which stops and records
+    ``cancelled``), not overwrite the claim behind its back."""
+    from sqlalchemy import event
+
+    from app.worker import RunExecution, claim_run
+
+    run_id = queue_run(db, tiny_run(steps=STEPS))
+    claimed: list[str | None] = []
+
+    def claim_first(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE RUNS") and not claimed:
+            claimed.append(None)  # before claiming: the claim's own UPDATE must not recurse
+            claimed[0] = claim_run(db, "racer", settings.worker_lease_seconds)
+
+    event.listen(db.engine, "before_cursor_execute", claim_first)
+    try:
+        response = client.post(f"/api/v1/runs/{run_id}/cancel")
+    finally:
+        event.remove(db.engine, "before_cursor_execute", claim_first)
+    assert claimed == [run_id]
+    assert response.status_code == 202, response.text
+    run = read_run(db, run_id)
+    assert (run.status, run.worker_id, run.cancel_requested) == ("running", "racer", True)
+    execution = RunExecution(db, settings, run_id, "racer", threading.Event())
+    execution.renew()
+    assert execution.cancelled.is_set() and not execution.lost.is_set()
+    execution.outcome_after_return()
+    run = read_run(db, run_id)
+    assert run.status == "cancelled" and run.finished_at is not None and run.lease_expires_at is None
