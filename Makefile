@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run demo test lint bench-quick clean
+.PHONY: install run demo test lint bench-quick fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ lint: install
 
 bench-quick: install
 	$(PY) benchmarks/hypergrid.py --quick
+
+# schemathesis against a real `synflow serve`, SQLite then a throwaway PostgreSQL: exits 1 on any 5xx.
+fuzz: install
+	$(PY) benchmarks/fuzz.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
