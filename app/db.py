@@ -21,11 +21,19 @@ T = TypeVar("T")
 def is_transient(error: BaseException) -> bool:
     """A lost connection, a server restarting or SQLite's ``database is locked``: worth retrying.
 
-    Integrity and programming errors are not: retrying them would only repeat the failure.
+    Integrity and programming errors are not: retrying them would only repeat the failure. The
+    drivers' own errors count too: the bulk-write fast paths (``app.store``) use the raw driver
+    connection, whose errors SQLAlchemy never wraps.
     """
     if isinstance(error, OperationalError | InterfaceError):
         return True
-    return isinstance(error, DBAPIError) and error.connection_invalidated
+    if isinstance(error, DBAPIError):
+        return error.connection_invalidated
+    driver = type(error).__module__.split(".")[0]
+    return driver in _DRIVERS and type(error).__name__ in ("OperationalError", "InterfaceError")
+
+
+_DRIVERS = ("sqlite3", "psycopg", "psycopg2")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -49,8 +57,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
 
 
-def _first_line(error: DBAPIError) -> str:
-    lines = str(error.orig or error).strip().splitlines()
+def _first_line(error: Exception) -> str:
+    lines = str(getattr(error, "orig", None) or error).strip().splitlines()
     return lines[0][:200] if lines else type(error).__name__
 
 
@@ -93,7 +101,7 @@ class Database:
             try:
                 with self.session() as session:
                     return work(session)
-            except DBAPIError as error:
+            except Exception as error:
                 if not is_transient(error) or time.monotonic() + delay > give_up:
                     raise
                 log.warning("%s: database unavailable (%s); retrying in %.1f s",

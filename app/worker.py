@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app import training
@@ -206,13 +205,11 @@ def execute_run(db: Database, settings: Settings, run_id: str, worker_id: str,
     try:
         _dispatch(db, settings, execution)
         execution.outcome_after_return()
-    except DBAPIError as error:
-        if not is_transient(error):
-            _record_failure(execution, error)
-        else:  # the database stayed away past the retries: the lease expires and the run resumes
-            log.exception("run %s: database unavailable; leaving the run to its lease", run_id)
     except Exception as error:
-        _record_failure(execution, error)
+        if is_transient(error):  # the database stayed away past the retries: the lease expires
+            log.exception("run %s: database unavailable; leaving the run to its lease", run_id)
+        else:
+            _record_failure(execution, error)
     finally:
         done.set()
         beat.join(timeout=5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.limits import BodyTooLarge
@@ -57,6 +58,14 @@ def install_error_handlers(app: FastAPI) -> None:
         # Close the connection: the rest of the body is never read.
         body = error_body(str(exc.detail), [(exc.field, str(exc.detail))])
         return JSONResponse(body, status_code=413, headers={"Connection": "close"})
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
+        # The database restarting, unreachable or (SQLite) locked past busy_timeout: transient, so
+        # 503 with Retry-After, not a 500; the pool's pre-ping reconnects once it is back.
+        body = error_body("database unavailable; retry shortly")
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -5,8 +5,9 @@
   the worker retries its writes until the server is back and the run succeeds on its first attempt
   with every step's metrics and molecules; the API (its pool holds connections the restart broke)
   answers again.
-* SQLite: API reads hammer the database while a worker process trains and a writer thread upserts
-  large molecule batches; no request gets a 5xx (``database is locked`` must never surface).
+* SQLite: API reads hammer the database and API writes (cancels) compete with a worker process that
+  trains and a writer thread that upserts large molecule batches; no request gets a 5xx
+  (``database is locked`` must never surface).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from app.db import Database
 from app.devdb import PostgresUnavailable, ThrowawayPostgres
 from app.main import create_app
 from app.migrate import upgrade
-from app.models import Metric, Molecule
+from app.models import Metric, Molecule, Run
 from app.settings import Settings
 from app.store import MoleculeRecord, write_molecules
 from tests.app.reliability.conftest import WorkerProcesses, WorkerZygote, queue_run, read_run, wait_for
@@ -74,6 +75,8 @@ def test_postgres_restart_mid_run_is_ridden_out(
             wait_for(lambda: "database unavailable" in workers.log_text(), 60,
                      "the worker to notice the outage and retry")
             assert api.get("/readyz").status_code == 503
+            outage = api.get(f"/api/v1/runs/{run_id}")  # unavailable, not an internal error
+            assert outage.status_code == 503 and outage.headers["retry-after"], outage.text
             own_postgres.resume()
 
             run = wait_for(lambda: (r := read_run(db, run_id)).status != "running" and r, 120,
@@ -102,7 +105,7 @@ def _writer(db: Database, run_id: str, stop: threading.Event, batches: list[int]
     """Large upserts in long write transactions, as a busy worker makes them."""
     n = 0
     while not stop.is_set():
-        records = [MoleculeRecord(f"C{'C' * (n % 7)}N{i}", reward=0.5, step=n + 1) for i in range(3000)]
+        records = [MoleculeRecord(f"C{'C' * (n % 7)}N{i}", reward=0.5, step=n + 1) for i in range(2000)]
         with db.session() as session:
             write_molecules(session, run_id, records)
         n += 1
@@ -117,8 +120,9 @@ def test_sqlite_lock_contention_never_surfaces_as_a_5xx(
     trained = queue_run(db, tiny_run(steps=CONTENDED_STEPS))
     bulk = queue_run(db, tiny_run(steps=1), "bulk")
     with db.session() as session:  # the bulk run is only a target for the writer thread
-        session.get_one(type(read_run(db, bulk)), bulk).status = "cancelled"
-    worker_processes.start(1)
+        session.get_one(Run, bulk).status = "cancelled"
+    to_cancel = [queue_run(db, tiny_run(steps=1), f"cancel-{i}") for i in range(60)]  # API writes
+    worker_processes.start(1)  # claims the oldest queued run: ``trained``
     statuses: Counter[int] = Counter()
     lock = threading.Lock()
     stop, batches = threading.Event(), []  # type: ignore[var-annotated]
@@ -134,19 +138,61 @@ def test_sqlite_lock_contention_never_surfaces_as_a_5xx(
                 with lock:
                     statuses[code] += 1
 
-        threads = [threading.Thread(target=_writer, args=(db, bulk, stop, batches))]
-        threads += [threading.Thread(target=reader, args=(k,)) for k in range(4)]
+        def canceller() -> None:
+            for run_id in to_cancel:
+                if stop.is_set():
+                    return
+                code = api.post(f"/api/v1/runs/{run_id}/cancel").status_code
+                with lock:
+                    statuses[code] += 1
+
+        threads = [threading.Thread(target=_writer, args=(db, bulk, stop, batches)),
+                   threading.Thread(target=canceller)]
+        threads += [threading.Thread(target=reader, args=(k,)) for k in range(3)]
         for thread in threads:
             thread.start()
         try:
-            run = wait_for(lambda: (r := read_run(db, trained)).status != "running" and r.status != "queued"
-                           and r, 180, "the trained run to finish")
+            def done() -> Run | None:
+                run = read_run(db, trained)
+                finished = run.status not in ("queued", "running")
+                return run if finished and len(batches) >= 3 and sum(statuses.values()) >= 100 else None
+
+            run = wait_for(done, 180, "the trained run to finish under contention")
         finally:
             stop.set()
             for thread in threads:
                 thread.join(60)
     assert run.status == "succeeded", run.error
     assert _metric_steps(db, trained) == list(range(1, CONTENDED_STEPS + 1))
-    assert batches and sum(statuses.values()) >= 50, (batches, statuses)  # the contention really happened
     assert not [code for code in statuses if code >= 500], statuses
-    assert set(statuses) == {200}, statuses
+    assert set(statuses) <= {200, 202}, statuses
+    assert statuses[202] >= 1, statuses  # the API wrote while the worker and the writer thread did
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_raw_driver_error_from_the_bulk_write_path_is_retried(
+    db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch, tiny_run: Callable[..., dict[str, Any]]
+) -> None:
+    """``write_molecules`` writes through the raw driver connection, whose errors SQLAlchemy never
+    wraps: ``sqlite3.OperationalError('database is locked')`` must be retried like a wrapped one."""
+    import sqlite3
+
+    from app import worker as worker_module
+    from app.worker import RunExecution, claim_run
+
+    run_id = queue_run(db, tiny_run())
+    assert claim_run(db, "w", settings.worker_lease_seconds) == run_id
+    real, calls = worker_module.write_molecules, []
+
+    def locked_once(session: Any, run: str, records: Any) -> int:
+        calls.append(1)
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("database is locked")
+        return real(session, run, records)
+
+    monkeypatch.setattr(worker_module, "write_molecules", locked_once)
+    execution = RunExecution(db, settings, run_id, "w", threading.Event())
+    execution.on_molecules([MoleculeRecord("CCO", 0.4, 1), MoleculeRecord("CCN", 0.5, 1)])
+    assert len(calls) == 2
+    with db.session() as session:
+        assert session.scalar(select(func.count()).where(Molecule.run_id == run_id)) == 2
