@@ -83,6 +83,7 @@ class Server:
     data_dir: Path
     run_id: str
     proc: subprocess.Popen
+    database_url: str
 
 
 def start_server(tmp_path: Path, database_url: str, env_extra: dict[str, str] | None = None) -> Server:
@@ -111,7 +112,9 @@ def start_server(tmp_path: Path, database_url: str, env_extra: dict[str, str] | 
             pytest.fail(f"server exited: {log.read_text()[-3000:]}")
         try:
             if client.get("/healthz").status_code == 200:
-                return Server(client, f"http://127.0.0.1:{port}", tmp_path / "data", run_id, proc)
+                return Server(
+                    client, f"http://127.0.0.1:{port}", tmp_path / "data", run_id, proc, database_url
+                )
         except httpx.TransportError:
             pass
         time.sleep(0.2)

@@ -1,0 +1,65 @@
+"""A reduced ``benchmarks/load.py``: 10 clients for 5 s browse, search and export a real server while
+a thread keeps inserting molecules into the run they browse; every request must succeed (no timing
+assertions: the figures are the benchmark's job)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import sys
+import threading
+from pathlib import Path
+from types import ModuleType
+
+from sqlalchemy import select
+
+from app.db import Database
+from app.models import Molecule
+from app.store import MoleculeRecord, write_molecules
+from tests.app.security.conftest import Server
+
+LOAD_SCRIPT = Path(__file__).resolve().parents[3] / "benchmarks" / "load.py"
+
+
+def _load_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("synflow_benchmark_load", LOAD_SCRIPT)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def _keep_writing(url: str, run_id: str, stop: threading.Event, written: list[int]) -> None:
+    db = Database(url)
+    step = 10_000
+    try:
+        while not stop.is_set():
+            records = [MoleculeRecord(f"CC{'C' * (step % 40)}N{'O' * (i % 3)}", 0.5, step) for i in range(5)]
+            with db.session() as session:
+                written.append(write_molecules(session, run_id, records))
+            step += 1
+            stop.wait(0.05)
+    finally:
+        db.dispose()
+
+
+def test_concurrent_clients_get_no_errors_while_molecules_are_written(server: Server) -> None:
+    load = _load_module()
+    db = Database(server.database_url)
+    with db.session() as session:
+        ids = list(session.scalars(select(Molecule.id).where(Molecule.run_id == server.run_id)))
+    db.dispose()
+    stop, written = threading.Event(), []
+    writer = threading.Thread(target=_keep_writing, args=(server.database_url, server.run_id, stop, written))
+    writer.start()
+    try:
+        target = load.Target(server.url, server.run_id, ids, live_run_id=server.run_id)
+        results = asyncio.run(load.drive(target, clients=10, seconds=5))
+    finally:
+        stop.set()
+        writer.join(timeout=30)
+    summary = results.summary()
+    assert summary["errors"] == 0, summary["error_samples"]
+    assert set(summary["endpoints"]) == {name for name, _ in load.MIX}  # every kind of request ran
+    assert sum(written) > 0
