@@ -7,7 +7,7 @@ from fastapi import Depends, FastAPI
 from app.api import catalogues, health, molecules, runs, tokens
 from app.api.deps import require_token
 from app.api.errors import install_error_handlers
-from app.api.limits import BodySizeLimit
+from app.api.limits import BodySizeLimit, RefuseNulBytes
 from app.chem import ChemCache, make_svg_renderer
 from app.db import Database
 from app.pages import pages_router
@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(pages_router())
     health.install_metrics(app, db, protected, prefixes=(API_PREFIX,))
     # Added last, so outermost: bodies are bounded before any other middleware or route reads them.
+    app.add_middleware(RefuseNulBytes)
     app.add_middleware(
         BodySizeLimit, max_body_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes
     )

@@ -194,6 +194,8 @@ def _inspect(path: Path, kind: str) -> Inspection:
 async def _upload(
     kind: str, name: str, upload: UploadFile, session: Session, settings: Settings
 ) -> LibraryUploadOut:
+    if "\x00" in name:
+        raise ApiError(422, "name: must not contain NUL characters", "name")
     if session.scalar(select(Library.id).where(Library.kind == kind, Library.name == name)) is not None:
         raise ApiError(409, f"name: a {kind} entry named {name!r} exists", "name")
     path, digest = await _save_upload(upload, settings)

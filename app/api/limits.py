@@ -5,6 +5,7 @@ pulls them, answering 413 as soon as the count passes the limit (the rest is nev
 from __future__ import annotations
 
 import json
+from urllib.parse import parse_qsl
 
 from fastapi import HTTPException
 from starlette.datastructures import Headers
@@ -73,6 +74,32 @@ class BodySizeLimit:
         except Exception:
             if not answered:
                 raise  # after a 413 the app's own failure (client disconnected) is expected
+
+
+class RefuseNulBytes:
+    """422 for a NUL character in the path or a query parameter: PostgreSQL text cannot hold one
+    (the query would fail with a 500), and no name, id, SMILES or filter legitimately has one."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            field = _nul_field(scope)
+            if field is not None:
+                await _answer(send, 422, field, f"{field}: must not contain NUL characters")
+                return
+        await self.app(scope, receive, send)
+
+
+def _nul_field(scope: Scope) -> str | None:
+    if "\x00" in scope.get("path", ""):
+        return "(path)"
+    query = scope.get("query_string", b"").decode("latin-1")
+    for name, value in parse_qsl(query, keep_blank_values=True, errors="replace"):
+        if "\x00" in name or "\x00" in value:
+            return name.replace("\x00", "") or "(query)"
+    return None
 
 
 async def _answer(send: Send, status: int, field: str, message: str) -> None:

@@ -91,6 +91,20 @@ _FILE_FIELDS = ("building_blocks", "templates", "cache_dir")
 _CHEM_FIELDS = {"references": check_smiles, "required": check_smarts, "forbidden": check_smarts}
 
 
+def nul_fields(value: Any, path: str = "") -> list[str]:
+    """Where a JSON value holds a NUL character (PostgreSQL JSONB and text refuse them)."""
+    if isinstance(value, str):
+        return [path or "(body)"] if "\x00" in value else []
+    if isinstance(value, dict):
+        found = [f"{path}.{k}".lstrip(".") for k in value if isinstance(k, str) and "\x00" in k]
+        for key, item in value.items():
+            found += nul_fields(item, f"{path}.{key}".lstrip("."))
+        return found
+    if isinstance(value, list):
+        return [f for i, item in enumerate(value) for f in nul_fields(item, f"{path}.{i}".lstrip("."))]
+    return []
+
+
 def screen_config(raw: dict[str, Any], settings: Settings) -> None:
     """Checks the RunConfig schema cannot make: files stay inside the data directory (a run must not
     read or write elsewhere on the server), and reward chemistry (reference SMILES, SMARTS filters)
@@ -132,6 +146,9 @@ def create_run(
     session: Session = Depends(get_session),
     settings: Settings = Depends(get_settings),
 ) -> RunOut:
+    bad = nul_fields(body)
+    if bad:
+        raise ConfigInvalid([(field, "must not contain NUL characters") for field in bad[:20]])
     raw, name, prefix = _split_body(body)
     try:
         screen_config(raw, settings)

@@ -57,6 +57,8 @@ def tokens_index(session: Session = Depends(get_session)) -> list[TokenOut]:
 def tokens_create(
     body: TokenCreate = Body(default_factory=TokenCreate), session: Session = Depends(get_session)
 ) -> TokenCreated:
+    if "\x00" in body.name:
+        raise ApiError(422, "name: must not contain NUL characters", "name")
     row, token = issue_token(session, body.name)
     return TokenCreated(**token_out(row).model_dump(), token=token)
 

@@ -151,3 +151,19 @@ def test_real_server_refuses_a_chunked_upload_early(server: Server) -> None:
     grew_kib = _rss_kib(server.proc.pid) - rss_before
     assert grew_kib < 32 * 1024, f"server RSS grew by {grew_kib} KiB"
     assert server.client.get("/healthz").status_code == 200
+
+
+def test_nul_characters_are_refused_with_the_field(seeded: Seeded) -> None:
+    """PostgreSQL text cannot hold NUL: ``make fuzz`` found a 500 from ``?name=%00`` on PostgreSQL."""
+    from fastapi.testclient import TestClient
+
+    with TestClient(create_app(seeded.settings, seeded.db)) as client:
+        answer = client.get(f"/api/v1/runs/{seeded.run_id}/metrics", params={"name": "loss\x00"})
+        assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == "name"
+        assert client.get("/api/v1/runs/abc%00def").status_code == 422
+        config = {"name": "a\x00b", "reward": {"components": [{"type": "qed"}]}}
+        answer = client.post("/api/v1/runs", json=config)
+        assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == "name"
+        upload = {"file": ("a.smi", b"CCO a\n")}
+        answer = client.post("/api/v1/libraries", data={"name": "x\x00"}, files=upload)
+        assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == "name"
