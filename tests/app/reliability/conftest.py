@@ -103,11 +103,8 @@ class WorkerZygote:
     def close(self) -> None:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        self.proc.kill()  # it holds nothing worth a graceful exit (seconds of torch teardown)
+        self.proc.wait()
         self.proc.stdout.close()
 
 
