@@ -40,11 +40,14 @@ def tiny_run(tiny_chemistry_files: tuple[Path, Path]) -> Callable[..., dict[str,
     """``tiny_run(steps=…, reward=…)``: a validated RunConfig on the tiny chemistry, CPU, small nets."""
     blocks, templates = tiny_chemistry_files
 
-    def make(reward: dict[str, Any] | None = None, **training: Any) -> dict[str, Any]:
+    def make(reward: dict[str, Any] | None = None, environment: dict[str, Any] | None = None,
+             replay: dict[str, Any] | None = None, **training: Any) -> dict[str, Any]:
         return validate_run_config({
             "name": "reliability",
             "reward": reward or {"components": [{"type": "qed"}]},
-            "environment": {"max_reactions": 2, "building_blocks": str(blocks), "templates": str(templates)},
+            "environment": {"max_reactions": 2, "building_blocks": str(blocks), "templates": str(templates),
+                            **(environment or {})},
+            "replay": replay or {},
             "model": {"hidden": 16, "layers": 1, "block_hidden": 16},
             "training": {"steps": 4, "batch_size": 4, "checkpoint_every": 1, "log_every": 1, "seed": 1,
                          "device": "cpu", **training},

@@ -94,7 +94,10 @@ def test_sigkilled_workers_lose_nothing_and_the_model_is_bit_identical(
     dialect = db.dialect
     kills = KILLS["postgresql" if dialect == "postgresql" else "sqlite"]
     rng = random.Random(f"crash-{dialect}")
-    config = tiny_run(steps=STEPS, checkpoint_every=2)
+    # Every kind of state a resume must restore is in use: torch sampling, the numpy generator
+    # (block subsampling, ε-exploration, replay draws), the replay buffer, Adam, the EMA model.
+    config = tiny_run(steps=STEPS, checkpoint_every=2, exploration=0.2, ema=0.9,
+                      environment={"blocks_per_template": 2}, replay={"fraction": 0.25, "warmup": 4})
     reference = queue_run(db, config, "reference")
     worker_processes.start(1)
     wait_for(lambda: read_run(db, reference).status == "running", 120, "a worker to claim the reference")
