@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.db import Database
 from app.devdb import PostgresUnavailable, ThrowawayPostgres
@@ -29,6 +29,7 @@ from app.migrate import upgrade
 from app.models import Metric, Molecule, Run
 from app.settings import Settings
 from app.store import MoleculeRecord, write_molecules
+from app.worker import MAX_ATTEMPTS
 from tests.app.reliability.conftest import WorkerProcesses, WorkerZygote, queue_run, read_run, wait_for
 
 STEPS = 8
@@ -122,6 +123,8 @@ def test_sqlite_lock_contention_never_surfaces_as_a_5xx(
     with db.session() as session:  # the bulk run is only a target for the writer thread
         session.get_one(Run, bulk).status = "cancelled"
     to_cancel = [queue_run(db, tiny_run(steps=1), f"cancel-{i}") for i in range(60)]  # API writes
+    with db.session() as session:  # queued, but past the claim limit: the worker leaves them alone
+        session.execute(update(Run).where(Run.id.in_(to_cancel)).values(attempts=MAX_ATTEMPTS))
     worker_processes.start(1)  # claims the oldest queued run: ``trained``
     statuses: Counter[int] = Counter()
     lock = threading.Lock()
