@@ -36,6 +36,14 @@ from tests.app.reliability.conftest import WorkerProcesses, queue_run, read_run,
 RUNS, WORKERS = 20, 4
 
 
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    """A long lease: nobody is killed here, and a worker stalled by a loaded machine must not lose
+    its run to another (that would be a second claim, which this module asserts never happens)."""
+    return Settings(database_url=database_url, data_dir=tmp_path / "data", worker_lease_seconds=30,
+                    worker_poll_seconds=0.1, database_retry_seconds=60)
+
+
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_four_workers_claim_twenty_runs_exactly_once(
     db: Database, worker_processes: WorkerProcesses, tiny_run: Callable[..., dict[str, Any]]
@@ -117,7 +125,7 @@ def test_cancel_racing_completion_ends_in_one_consistent_state(
     rng = random.Random(8)
     outcomes: Counter[str] = Counter()
     lifetime = 0.03  # how long a run takes from claim to finish here; measured as we go
-    for _ in range(40):
+    for _ in range(30):
         run_id = queue_run(db, config)
         worker = Worker(db, settings)
         go = threading.Barrier(2)
