@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -13,6 +14,7 @@ from app.models import ApiToken, utcnow
 from app.settings import Settings
 
 TOKEN_PREFIX = "sfk_"
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 def hash_token(token: str) -> str:
@@ -58,6 +60,9 @@ def verify_token(session: Session, settings: Settings, token: str) -> bool:
     ok = any(hmac.compare_digest(digest, hash_token(plain)) for plain in settings.api_tokens)
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest, ApiToken.revoked.is_(False)))
     if row is not None and hmac.compare_digest(row.token_hash, digest):
-        row.last_used_at = utcnow()
+        # A write per request would contend with the workers' writes (one SQLite writer at a time).
+        now = utcnow()
+        if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
+            row.last_used_at = now
         ok = True
     return ok

@@ -126,8 +126,14 @@ class SimilarityQuery:
         self._query = self._gen.GetFingerprint(parse_smiles(smiles))
         self.threshold = threshold
 
+    def fingerprint(self, mol: Chem.Mol) -> Any:
+        return self._gen.GetFingerprint(mol)
+
     def similarity(self, mol: Chem.Mol) -> float:
-        return DataStructs.TanimotoSimilarity(self._query, self._gen.GetFingerprint(mol))
+        return self.similarity_to(self.fingerprint(mol))
+
+    def similarity_to(self, fingerprint: Any) -> float:
+        return DataStructs.TanimotoSimilarity(self._query, fingerprint)
 
 
 class _Lru:
@@ -166,7 +172,16 @@ class ChemCache:
 
     def __init__(self, molecules: int = 20_000, outcomes: int = 500_000) -> None:
         self._mols = _Lru(molecules)
+        self._fingerprints = _Lru(molecules)
         self._outcomes = _Lru(outcomes)
+
+    def fingerprint(self, key: int, compute: Callable[[], Any]) -> Any:
+        """A molecule's similarity fingerprint (the same for every query), computed once."""
+        known = self._fingerprints.get(key, _MISS)
+        if known is _MISS:
+            known = compute()
+            self._fingerprints.put(key, known)
+        return known
 
     def outcome(self, key: Any, compute: Callable[[], Any]) -> Any:
         known = self._outcomes.get(key, _MISS)
@@ -209,8 +224,30 @@ class MoleculeFilter:
         With a cache and the row's id, outcomes and parsed molecules are reused across requests."""
         if self._cache is None or molecule_id is None:
             return self._test(mol_or_none(smiles))
+        return self._cache.outcome((self._key, molecule_id), lambda: self._test_cached(molecule_id, smiles))
+
+    def _test_cached(self, molecule_id: int, smiles: str) -> float | None:
+        """Like ``_test``, but the fingerprint comes from the cache: a new similarity query over
+        rows seen before costs one Tanimoto per row instead of a parse and a fingerprint."""
         cache = self._cache
-        return cache.outcome((self._key, molecule_id), lambda: self._test(cache.mol(molecule_id, smiles)))
+        assert cache is not None
+        if self.pattern is not None:
+            mol = cache.mol(molecule_id, smiles)
+            if mol is None or not mol.HasSubstructMatch(self.pattern):
+                return None
+        if self.similar is None:
+            return 1.0 if self.pattern is not None else self._test(cache.mol(molecule_id, smiles))
+        similar = self.similar
+
+        def compute() -> Any:
+            mol = cache.mol(molecule_id, smiles)
+            return None if mol is None else similar.fingerprint(mol)
+
+        fingerprint = cache.fingerprint(molecule_id, compute)
+        if fingerprint is None:
+            return None
+        sim = similar.similarity_to(fingerprint)
+        return sim if sim >= similar.threshold else None
 
     def _test(self, mol: Chem.Mol | None) -> float | None:
         if mol is None:

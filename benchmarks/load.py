@@ -259,7 +259,7 @@ def serve(database_url: str, data_dir: Path, workers: int) -> Iterator[str]:
         "SYNFLOW_DATA_DIR": str(data_dir),
         "SYNFLOW_WORKER_POLL_SECONDS": "0.2",
     }
-    log = data_dir.parent / "server.log"
+    log = Path(tempfile.gettempdir()) / f"synflow-load-server-{port}.log"  # kept for inspection
     proc = subprocess.Popen(
         [sys.executable, "-m", "app", "serve", "--port", str(port), "--workers", str(workers)],
         env=env,
@@ -280,13 +280,24 @@ def serve(database_url: str, data_dir: Path, workers: int) -> Iterator[str]:
         yield url
     finally:
         proc.terminate()
-        proc.wait(timeout=60)
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        errors = [
+            line for line in log.read_text().splitlines() if line and line[0].isalpha() and "Error" in line
+        ]
+        print(f"server log {log}: {len(errors)} error lines" + "".join(f"\n  {e[:300]}" for e in errors[:8]))
 
 
 def _wait_writing(client: httpx.Client, run_id: str, timeout: float = 180) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        run = client.get(f"/api/v1/runs/{run_id}").json()
+        answer = client.get(f"/api/v1/runs/{run_id}")
+        if answer.status_code != 200:
+            raise SystemExit(f"GET /api/v1/runs/{run_id}: {answer.status_code} {answer.text[:300]}")
+        run = answer.json()
         if run["status"] in ("failed", "succeeded", "cancelled"):
             raise SystemExit(f"writer run ended before the load began: {run['status']} {run['error']}")
         if run["status"] == "running" and run.get("molecules"):
@@ -315,6 +326,7 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--molecules", type=int, default=5000, help="molecules in the browsed run")
     parser.add_argument("--json", type=Path, help="write the summary here")
+    parser.add_argument("--no-writer", action="store_true", help="no training run meanwhile (a baseline)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="synflow-load-") as tmp:
         data_dir = Path(tmp) / "data"

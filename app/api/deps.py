@@ -29,15 +29,18 @@ def get_session(db: Database = Depends(get_db)) -> Iterator[Session]:
 def require_token(
     request: Request,
     settings: Settings = Depends(get_settings),
-    db: Database = Depends(get_db),
+    session: Session = Depends(get_session),
 ) -> None:
+    # The request's own session (FastAPI caches the dependency), so a request holds one pooled
+    # connection, not two: under load two per request exhausted the pool.
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    with db.session() as session:
-        if not auth_enabled(session, settings):
-            return
-        if scheme.lower() == "bearer" and token and verify_token(session, settings, token.strip()):
-            return
+    if not auth_enabled(session, settings):
+        session.commit()  # hands the connection back; the endpoint takes one again if it needs one
+        return
+    if scheme.lower() == "bearer" and token and verify_token(session, settings, token.strip()):
+        session.commit()
+        return
     # RFC 6750: a 401 names the scheme the client should use.
     raise ApiError(
         401,

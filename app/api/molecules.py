@@ -143,6 +143,7 @@ def export_run(
     db: Database = Depends(get_db),
 ) -> StreamingResponse:
     get_run(session, run_id)
+    session.commit()  # the stream reads in its own short sessions; hold no connection meanwhile
     headers = {"Content-Disposition": f'attachment; filename="{run_id}.{format}"'}
     return StreamingResponse(
         export_stream(db, run_id, format), media_type=MEDIA_TYPES[format], headers=headers
