@@ -48,7 +48,9 @@ def _serve(settings: Settings, host: str, port: int, workers: int, migrate: bool
     # the default one the process would die before ``finally`` and leave the workers orphaned.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        # keep idle connections 75 s (uvicorn's default is 5 s): a client reusing a connection just as
+        # the server drops it gets a read error; benchmarks/load.py with think time hit exactly that
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", timeout_keep_alive=75)
     finally:
         for proc in procs:
             proc.terminate()

@@ -42,6 +42,8 @@ def drug_like(i: int) -> str:
     core, linker = SMILES[i % 7], "C" * ((i // 7) % 8)
     end, tail = ENDS[(i // 56) % 10], "C" * ((i // 560) % 10)
     return f"{tail}{core}{linker}{end}"
+
+
 WRITER_RUN = {
     "name": "load-writer",
     "reward": {"components": [{"type": "qed"}]},
@@ -136,12 +138,23 @@ async def _request(
 
 
 async def _client_loop(
-    client: httpx.AsyncClient, target: Target, results: Results, deadline: float, rng: random.Random
+    client: httpx.AsyncClient,
+    target: Target,
+    results: Results,
+    deadline: float,
+    rng: random.Random,
+    think: float = 0.0,
 ) -> None:
+    """One client: requests back to back (``think`` = 0, a saturation test), or with exponentially
+    distributed pauses of mean ``think`` seconds between them, as a person browsing does."""
     names, weights = zip(*MIX, strict=True)
     cursor: str | None = None
     molecules = f"/api/v1/runs/{target.run_id}/molecules"
     while time.monotonic() < deadline:
+        if think > 0:
+            await asyncio.sleep(min(rng.expovariate(1.0 / think), max(0.0, deadline - time.monotonic())))
+            if time.monotonic() >= deadline:
+                break
         name = rng.choices(names, weights)[0]
         mol_id = rng.choice(target.molecule_ids)
         if name == "molecule list page":
@@ -186,7 +199,7 @@ async def _client_loop(
             )
 
 
-async def drive(target: Target, clients: int, seconds: float, seed: int = 0) -> Results:
+async def drive(target: Target, clients: int, seconds: float, seed: int = 0, think: float = 0.0) -> Results:
     """``clients`` concurrent loops for ``seconds``; each has its own connection."""
     results = Results()
     deadline = time.monotonic() + seconds
@@ -197,7 +210,7 @@ async def drive(target: Target, clients: int, seconds: float, seed: int = 0) -> 
     ) as client:
         await asyncio.gather(
             *[
-                _client_loop(client, target, results, deadline, random.Random(seed * 1000 + i))
+                _client_loop(client, target, results, deadline, random.Random(seed * 1000 + i), think)
                 for i in range(clients)
             ]
         )
@@ -336,6 +349,9 @@ def main() -> None:
     parser.add_argument("--molecules", type=int, default=5000, help="molecules in the browsed run")
     parser.add_argument("--json", type=Path, help="write the summary here")
     parser.add_argument("--no-writer", action="store_true", help="no training run meanwhile (a baseline)")
+    parser.add_argument(
+        "--think", type=float, default=0.0, help="mean pause (s) between a client's requests; 0 = saturation"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="synflow-load-") as tmp:
         data_dir = Path(tmp) / "data"
@@ -352,7 +368,9 @@ def main() -> None:
                 live = c.post("/api/v1/runs", json=WRITER_RUN).json()["id"]
                 before = c.get(f"/api/v1/runs/{live}").json() if args.no_writer else _wait_writing(c, live)
                 load_before = os.getloadavg()
-                results = asyncio.run(drive(Target(base_url, run_id, ids, live), args.clients, args.seconds))
+                results = asyncio.run(
+                    drive(Target(base_url, run_id, ids, live), args.clients, args.seconds, think=args.think)
+                )
                 load_after = os.getloadavg()
                 after = c.get(f"/api/v1/runs/{live}").json()
                 c.post(f"/api/v1/runs/{live}/cancel")
@@ -360,6 +378,7 @@ def main() -> None:
     summary.update(
         backend=args.backend,
         clients=args.clients,
+        think_seconds=args.think,
         browsed_molecules=args.molecules,
         writer={
             "status_after": after["status"],
