@@ -143,12 +143,16 @@ def summarise(runs: dict[str, dict[int, dict[str, Any]]], budget: int, backward:
             "runs": [by_seed[s] for s in sorted(by_seed)],
         }
     published = published_table()
-    sums = {
-        m: round(sum(published[t][m] for t in tasks if t in published), 3)
-        for m in next(iter(published.values()))
-    }
+
+    def sums_over(names: list[str]) -> dict[str, float]:
+        methods = next(iter(published.values()))
+        return {m: round(sum(published[t][m] for t in names if t in published), 3) for m in methods}
+
+    sums = sums_over(list(tasks))
     total = sum(t["mean"] for t in tasks.values())
     others = [t for t in tasks if t not in ISOMER_TASKS]
+    others_total = sum(tasks[t]["mean"] for t in others)
+    others_sums = sums_over(others)
     return {
         "tasks": tasks,
         "sum": total,
@@ -158,10 +162,9 @@ def summarise(runs: dict[str, dict[int, dict[str, Any]]], budget: int, backward:
         "rank": 1 + sum(s > total for s in sums.values()),
         "without_isomer_tasks": {
             "tasks": len(others),
-            "sum": sum(tasks[t]["mean"] for t in others),
-            "published_sums": {
-                m: round(sum(published[t][m] for t in others if t in published), 3) for m in sums
-            },
+            "sum": others_total,
+            "published_sums": others_sums,
+            "rank": 1 + sum(s > others_total for s in others_sums.values()),
         },
         "methods_ranked": 1 + len(sums),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -189,12 +192,11 @@ def table(report: dict[str, Any]) -> list[str]:
     )
     rest = report["without_isomer_tasks"]
     rest_sums = rest["published_sums"]
-    rest_rank = 1 + sum(v > rest["sum"] for v in rest_sums.values())
     lines.append(
         f"| sum without isomer-scored tasks ({rest['tasks']}) | {rest['sum']:.3f} | | | "
         f"{rest_sums['reinvent']:.3f} | {rest_sums['synnet']:.3f} | {rest_sums['gflownet']:.3f} |"
     )
-    lines.append(f"without them: rank {rest_rank} of {len(rest_sums) + 1}")
+    lines.append(f"without them: rank {rest['rank']} of {report['methods_ranked']}")
     lines.append(f"all tasks: rank {report['rank']} of {report['methods_ranked']} (published + synflow)")
     return lines
 
