@@ -12,7 +12,9 @@ bit-identical final checkpoints (model, EMA model, optimiser, replay, RNG states
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +30,7 @@ from app.models import Metric, Molecule
 from app.settings import Settings
 from tests.app.reliability.conftest import WorkerProcesses, pid_of, queue_run, read_run, wait_for
 
-STEPS = 8
+STEPS = 10
 KILLS = {"sqlite": 3, "postgresql": 3}
 
 
@@ -75,16 +77,26 @@ def _assert_same_state(a: Any, b: Any, where: str) -> None:
         assert a == b, where
 
 
-def _owner_at(db: Database, run_id: str, min_step: int, rng: random.Random) -> int:
-    """Wait until the run's current owner reaches ``min_step`` (plus a random part of a step)."""
+def _kill_owner_at(db: Database, run_id: str, min_step: int, rng: random.Random,
+                   workers: WorkerProcesses) -> int:
+    """Wait until the run's current owner reaches ``min_step``, let a random part of a step pass, and
+    SIGKILL the owner. The owner is frozen (SIGSTOP) first and the row read again, so the kill is
+    known to land while that worker still trains the run, never after it has finished it."""
     def owner_at_step() -> str | None:
         run = read_run(db, run_id)
         assert run.status == "running" or run.step < STEPS, f"run ended before the kill: {run.status}"
         return run.worker_id if run.status == "running" and run.step >= min_step else None
 
     owner = wait_for(owner_at_step, 120, f"the run to reach step {min_step}")
-    time.sleep(rng.uniform(0.0, 0.4))  # land anywhere in the step: sampling, writing, checkpointing
-    return pid_of(owner)
+    time.sleep(rng.uniform(0.0, 0.2))  # land anywhere in the step: sampling, writing, checkpointing
+    pid = pid_of(owner)
+    os.kill(pid, signal.SIGSTOP)
+    run = read_run(db, run_id)
+    assert run.status == "running" and run.worker_id == owner and run.step < STEPS, (
+        f"the kill aimed at step {min_step} came too late: the run is {run.status} at step {run.step}"
+    )
+    workers.kill(pid)
+    return pid
 
 
 def test_sigkilled_workers_lose_nothing_and_the_model_is_bit_identical(
@@ -104,15 +116,18 @@ def test_sigkilled_workers_lose_nothing_and_the_model_is_bit_identical(
     crashed = queue_run(db, config, "crashed")
     worker_processes.start(2)  # one to train it, one standby for the first takeover
 
-    targets = sorted(rng.sample(range(1, STEPS - 1), kills))
-    killed: list[int] = []
+    # at least three steps after each target: a kill must land before the run ends
+    targets = sorted(rng.sample(range(1, STEPS - 3), kills))
     for target in targets:
-        pid = _owner_at(db, crashed, target, rng)
-        worker_processes.kill(pid)
-        killed.append(pid)
+        dead = _kill_owner_at(db, crashed, target, rng, worker_processes)
         worker_processes.start(1)  # the next standby warms up while the takeover happens
-        wait_for(lambda dead=pid: (w := read_run(db, crashed).worker_id) is not None and pid_of(w) != dead,
-                 120, "another worker to take the run over")
+
+        def taken_over(dead: int = dead) -> bool:
+            run = read_run(db, crashed)
+            assert run.status == "running", f"the killed run became {run.status}: {run.error}"
+            return pid_of(run.worker_id) != dead
+
+        wait_for(taken_over, 120, "another worker to take the run over")
 
     run = wait_for(lambda: (r := read_run(db, crashed)).status in ("succeeded", "failed") and r, 180,
                    "the crashed run to finish")
