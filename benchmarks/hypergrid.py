@@ -114,17 +114,12 @@ def suites(quick: bool) -> list[Suite]:
             modes=on,
             torchgfn_seeds=(),
         ),
-        Suite(
-            "2d-h128",
-            2,
-            128,
-            1e-3,
-            budget=200_000,
-            seeds=(0,),
-            methods=("forward_kl",),
-            modes=on,
-            torchgfn_seeds=(),
-        ),
+        Suite("2d-h128", 2, 128, 1e-3, budget=200_000, seeds=(0, 1), methods=("forward_kl",), modes=on,
+              torchgfn_seeds=()),
+        Suite("2d-h128", 2, 128, 1e-3, budget=200_000, seeds=(0,), methods=("reverse_kl",), modes=on,
+              torchgfn_seeds=()),
+        Suite("2d-h128-400k", 2, 128, 1e-3, budget=400_000, seeds=(0, 1), methods=("forward_kl",),
+              modes=on, torchgfn_seeds=()),
     ]
 
 
