@@ -25,7 +25,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends libxrender1 lib
  && mkdir -p /data && chown synflow:synflow /data
 COPY --from=builder /opt/venv /opt/venv
 WORKDIR /opt/synflow
-# Alembic's scripts are not a package; SYNFLOW_MIGRATIONS_DIR tells app/migrate.py where they are.
+# Alembic's scripts are not a package; SYNFLOW_MIGRATIONS_DIR tells app/core/migrate.py where they are.
 COPY migrations ./migrations
 COPY docker/entrypoint.sh /usr/local/bin/synflow-entrypoint
 RUN chmod 0755 /usr/local/bin/synflow-entrypoint

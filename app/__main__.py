@@ -1,5 +1,5 @@
 """``python -m app``: the same command line as ``synflow``."""
 
-from app.cli import main
+from app.cli.main import main
 
 main()

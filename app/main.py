@@ -8,10 +8,11 @@ from app.api import catalogues, health, molecules, runs, tokens
 from app.api.deps import require_token
 from app.api.errors import install_error_handlers
 from app.api.limits import BodySizeLimit, RefuseNulBytes
-from app.chem import ChemCache, make_svg_renderer
-from app.db import Database
+from app.chem.filters import ChemCache
+from app.chem.render import make_svg_renderer
+from app.core.db import Database
+from app.core.settings import Settings
 from app.pages import pages_router
-from app.settings import Settings
 
 API_PREFIX = "/api/v1"
 

@@ -29,11 +29,11 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 
-from app.db import Database
-from app.devdb import PostgresUnavailable, ThrowawayPostgres, free_port
-from app.migrate import upgrade
-from app.models import Molecule, Run
-from app.store import MoleculeRecord, write_molecules
+from app.core.db import Database
+from app.core.migrate import upgrade
+from app.core.models import Molecule, Run
+from app.runs.store import MoleculeRecord, write_molecules
+from devsupport.postgres import PostgresUnavailable, ThrowawayPostgres, free_port
 
 TOKEN = "fuzz-token"
 SMILES = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "CCN(CC)CC", "c1ccncc1", "Clc1ccccc1"]

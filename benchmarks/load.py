@@ -224,9 +224,9 @@ async def drive(target: Target, clients: int, seconds: float, seed: int = 0, thi
 def seed_database(url: str, molecules: int) -> tuple[str, list[int]]:
     from sqlalchemy import select
 
-    from app.db import Database
-    from app.models import Molecule, Run
-    from app.store import MoleculeRecord, write_molecules
+    from app.core.db import Database
+    from app.core.models import Molecule, Run
+    from app.runs.store import MoleculeRecord, write_molecules
 
     db = Database(url)
     with db.session() as session:
@@ -264,7 +264,7 @@ def database(backend: str, data_dir: Path) -> Iterator[str]:
     if backend == "sqlite":
         yield f"sqlite:///{data_dir / 'synflow.db'}"
         return
-    from app.devdb import ThrowawayPostgres
+    from devsupport.postgres import ThrowawayPostgres
 
     with ThrowawayPostgres() as postgres:
         yield postgres.create_database()
@@ -272,7 +272,7 @@ def database(backend: str, data_dir: Path) -> Iterator[str]:
 
 @contextmanager
 def serve(database_url: str, data_dir: Path, workers: int) -> Iterator[str]:
-    from app.devdb import free_port
+    from devsupport.postgres import free_port
 
     port = free_port()
     env = {
@@ -357,7 +357,7 @@ def main() -> None:
         data_dir = Path(tmp) / "data"
         data_dir.mkdir()
         with database(args.backend, data_dir) as url:
-            from app.migrate import upgrade
+            from app.core.migrate import upgrade
 
             upgrade(url)
             run_id, ids = seed_database(url, args.molecules)

@@ -24,13 +24,13 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from app.db import Database
-from app.devdb import ThrowawayPostgres
+from app.core.db import Database
+from app.core.migrate import upgrade
+from app.core.models import Run
+from app.core.settings import Settings
 from app.main import create_app
-from app.migrate import upgrade
-from app.models import Run
-from app.settings import Settings
-from app.store import MoleculeRecord, write_molecules
+from app.runs.store import MoleculeRecord, write_molecules
+from devsupport.postgres import ThrowawayPostgres
 
 ZINC = Path(__file__).resolve().parents[2] / "shared" / "data" / "molecules" / "zinc250k.csv.gz"
 BATCH = 10_000

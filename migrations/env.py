@@ -1,13 +1,13 @@
-"""Alembic environment: the URL comes from the caller (``app.migrate``) or ``SYNFLOW_DATABASE_URL``."""
+"""Alembic environment: the URL comes from the caller (``app.core.migrate``) or ``SYNFLOW_DATABASE_URL``."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import Connection
 
-from app.db import make_engine
-from app.models import Base
-from app.settings import Settings
+from app.core.db import make_engine
+from app.core.models import Base
+from app.core.settings import Settings
 
 target_metadata = Base.metadata
 

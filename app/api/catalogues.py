@@ -20,7 +20,11 @@ from sqlalchemy.orm import Session
 
 from app.api.deps import get_session, get_settings
 from app.api.errors import ApiError
-from app.catalogue import (
+from app.api.schemas import LibraryOut, LibraryUploadOut, RejectedRow
+from app.chem.parsing import DEFAULT_LIMITS, ChemLimits, ChemQueryError, check_smarts, check_smiles
+from app.core.models import Library
+from app.core.settings import Settings
+from app.libraries.catalogue import (
     BUILDING_BLOCKS,
     TEMPLATES,
     CatalogueUnavailable,
@@ -30,10 +34,6 @@ from app.catalogue import (
     inspect_templates,
     reward_components,
 )
-from app.chem import DEFAULT_LIMITS, ChemLimits, ChemQueryError, check_smarts, check_smiles
-from app.models import Library
-from app.schemas import LibraryOut, LibraryUploadOut, RejectedRow
-from app.settings import Settings
 
 router = APIRouter(tags=["catalogues"])
 _ALLOWED_SUFFIXES = {".smi", ".smiles", ".txt", ".csv", ".tsv", ".sdf", ".sd", ".gz"}

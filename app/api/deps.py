@@ -8,9 +8,9 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from app.api.errors import ApiError
-from app.auth import auth_enabled, verify_token
-from app.db import Database
-from app.settings import Settings
+from app.core.auth import auth_enabled, verify_token
+from app.core.db import Database
+from app.core.settings import Settings
 
 
 def get_db(request: Request) -> Database:

@@ -9,9 +9,9 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.limits import BodyTooLarge
-from app.chem import ChemQueryError
-from app.queries import QueryError
-from app.training import ConfigInvalid
+from app.chem.parsing import ChemQueryError
+from app.runs.queries import QueryError
+from app.runs.training import ConfigInvalid
 
 
 class ApiError(Exception):

@@ -12,8 +12,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select, text
 
-from app.db import Database
-from app.models import Run
+from app.core.db import Database
+from app.core.models import Run
 
 router = APIRouter(tags=["health"])
 
@@ -26,7 +26,7 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 def readyz(request: Request) -> JSONResponse:
-    from app.migrate import current_head
+    from app.core.migrate import current_head
 
     db: Database = request.app.state.db
     try:

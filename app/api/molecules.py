@@ -12,12 +12,12 @@ from sqlalchemy.orm import Session
 from app.api.deps import get_db, get_session
 from app.api.errors import ApiError, chem_field_error
 from app.api.runs import get_run
-from app.chem import ChemQueryError, parse_smarts, parse_smiles
-from app.db import Database
-from app.export import MEDIA_TYPES, ExportFormat, export_stream
-from app.models import Molecule
-from app.queries import MoleculeQuery, decode_cursor, list_molecules, parse_score_ranges
-from app.schemas import MoleculeOut, MoleculePageOut
+from app.api.schemas import MoleculeOut, MoleculePageOut
+from app.chem.parsing import ChemQueryError, parse_smarts, parse_smiles
+from app.core.db import Database
+from app.core.models import Molecule
+from app.runs.export import MEDIA_TYPES, ExportFormat, export_stream
+from app.runs.queries import MoleculeQuery, decode_cursor, list_molecules, parse_score_ranges
 
 router = APIRouter(tags=["molecules"])
 

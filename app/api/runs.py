@@ -16,13 +16,13 @@ from sqlalchemy.orm import Session
 
 from app.api.deps import get_db, get_session, get_settings
 from app.api.errors import ApiError
-from app.chem import ChemQueryError, check_smarts, check_smiles
-from app.db import Database
-from app.models import FINISHED_STATUSES, Molecule, Run, utcnow
-from app.queries import latest_metrics, list_runs, metric_history
-from app.schemas import MetricPoint, MetricsOut, Progress, RunOut, RunPage, RunStatus, SampleCreate
-from app.settings import Settings
-from app.training import ConfigInvalid, total_steps, validate_run_config
+from app.api.schemas import MetricPoint, MetricsOut, Progress, RunOut, RunPage, RunStatus, SampleCreate
+from app.chem.parsing import ChemQueryError, check_smarts, check_smiles
+from app.core.db import Database
+from app.core.models import FINISHED_STATUSES, Molecule, Run, utcnow
+from app.core.settings import Settings
+from app.runs.queries import latest_metrics, list_runs, metric_history
+from app.runs.training import ConfigInvalid, total_steps, validate_run_config
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from app.api.deps import get_session
 from app.api.errors import ApiError
-from app.auth import issue_token, list_tokens, revoke_token
-from app.models import ApiToken
+from app.core.auth import issue_token, list_tokens, revoke_token
+from app.core.models import ApiToken
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
 

@@ -17,8 +17,8 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
 from app.api.deps import get_session, require_token
-from app.chem import ChemQueryError
-from app.models import Molecule, Run
+from app.chem.parsing import ChemQueryError
+from app.core.models import Molecule, Run
 from app.pages.selection import SELECTION_MEDIA_TYPES, SelectionFormat, parse_ids, selection_stream
 
 STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}

@@ -15,8 +15,8 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.chem import sdf_record
-from app.models import Molecule
+from app.chem.render import sdf_record
+from app.core.models import Molecule
 
 SelectionFormat = Literal["csv", "sdf"]
 SELECTION_MEDIA_TYPES = {"csv": "text/csv", "sdf": "chemical/x-mdl-sdfile"}

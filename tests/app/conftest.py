@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from app.db import Database
-from app.devdb import PostgresUnavailable, ThrowawayPostgres
-from app.migrate import upgrade
-from app.settings import Settings
+from app.core.db import Database
+from app.core.migrate import upgrade
+from app.core.settings import Settings
+from devsupport.postgres import PostgresUnavailable, ThrowawayPostgres
 
 
 @pytest.fixture(scope="session")

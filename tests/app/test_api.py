@@ -8,12 +8,12 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from app.auth import create_token
-from app.db import Database
+from app.core.auth import create_token
+from app.core.db import Database
+from app.core.models import Run
+from app.core.settings import Settings
 from app.main import create_app
-from app.models import Run
-from app.settings import Settings
-from app.store import MoleculeRecord, write_metrics, write_molecules
+from app.runs.store import MoleculeRecord, write_metrics, write_molecules
 
 QED_RUN = {"reward": {"components": [{"type": "qed"}]}, "training": {"steps": 4, "batch_size": 2}}
 SMILES = [

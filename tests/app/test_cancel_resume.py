@@ -17,11 +17,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from app.db import Database
+from app.core.db import Database
+from app.core.models import Molecule
+from app.core.settings import Settings
 from app.main import create_app
-from app.models import Molecule
-from app.settings import Settings
-from app.worker import RunExecution, Worker
+from app.worker.execution import RunExecution
+from app.worker.process import Worker
 from tests.app.test_end_to_end import TINY_QED_RUN
 
 RUN = {

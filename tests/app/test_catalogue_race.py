@@ -6,9 +6,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from fastapi.testclient import TestClient
 
-from app.db import Database
+from app.core.db import Database
+from app.core.settings import Settings
 from app.main import create_app
-from app.settings import Settings
 
 
 def test_first_listings_in_parallel_register_bundled_entries_once(settings: Settings, db: Database) -> None:

@@ -7,10 +7,11 @@ import time
 from collections import Counter
 from datetime import timedelta
 
-from app.db import Database
-from app.models import Run, utcnow
-from app.settings import Settings
-from app.worker import MAX_ATTEMPTS, RunExecution, claim_run, fail_exhausted
+from app.core.db import Database
+from app.core.models import Run, utcnow
+from app.core.settings import Settings
+from app.worker.claims import MAX_ATTEMPTS, claim_run, fail_exhausted
+from app.worker.execution import RunExecution
 
 
 def _queue(db: Database, n: int) -> list[str]:

@@ -16,7 +16,7 @@ import pytest
 from rdkit import Chem
 from rdkit.Chem import QED, AllChem
 
-from app.devdb import free_port
+from devsupport.postgres import free_port
 
 TINY_QED_RUN = {
     "name": "e2e",

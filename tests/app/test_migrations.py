@@ -9,9 +9,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from app.db import make_engine
-from app.migrate import current_head, downgrade, upgrade
-from app.models import Base
+from app.core.db import make_engine
+from app.core.migrate import current_head, downgrade, upgrade
+from app.core.models import Base
 
 
 @pytest.mark.parametrize("empty_database_url", ["sqlite", "postgresql"], indirect=True)

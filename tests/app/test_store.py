@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from app.db import Database
-from app.models import Metric, Molecule, Run
-from app.store import MoleculeRecord, write_metrics, write_molecules
+from app.core.db import Database
+from app.core.models import Metric, Molecule, Run
+from app.runs.store import MoleculeRecord, write_metrics, write_molecules
 
 
 def _run(db: Database) -> str:

@@ -19,7 +19,7 @@ TEMPLATES = "[C:1](=[O:2])[OH].[NH2:3]>>[C:1](=[O:2])[N:3]\tamide\n[c:1][Br].[NH
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-c", "from app.cli import main; main()", *args]
+    command = [sys.executable, "-c", "from app.cli.main import main; main()", *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
 
 

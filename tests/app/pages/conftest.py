@@ -70,7 +70,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     port = _free_port()
     log = data_dir / "serve.log"
     env = {**os.environ, "SYNFLOW_WORKER_POLL_SECONDS": "0.2", "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-c", "from app.cli import main; main()", "serve", "--host", "127.0.0.1",
+    command = [sys.executable, "-c", "from app.cli.main import main; main()", "serve", "--host", "127.0.0.1",
                "--port", str(port), "--data-dir", str(data_dir), "--workers", "1"]
     with log.open("wb") as out:
         proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)

@@ -15,10 +15,10 @@ from typing import Any, TypeVar
 
 import pytest
 
-from app.db import Database
-from app.models import Run
-from app.settings import Settings
-from app.training import validate_run_config
+from app.core.db import Database
+from app.core.models import Run
+from app.core.settings import Settings
+from app.runs.training import validate_run_config
 from tests.synflow.tiny_setting import BLOCKS, TEMPLATES
 
 T = TypeVar("T")

@@ -17,10 +17,10 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from app.db import Database
+from app.core.db import Database
+from app.core.settings import Settings
 from app.main import create_app
-from app.settings import Settings
-from app.worker import Worker
+from app.worker.process import Worker
 from tests.app.reliability.conftest import queue_run, read_run
 
 FAIL_AT_SAVE = 3  # the third checkpoint write fails: checkpoints 1 and 2 exist before it

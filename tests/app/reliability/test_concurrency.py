@@ -24,13 +24,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from app import training
-from app.db import Database
+from app.core.db import Database
+from app.core.models import Metric, Molecule, Run
+from app.core.settings import Settings
 from app.main import create_app
-from app.models import Metric, Molecule, Run
-from app.settings import Settings
-from app.store import MoleculeRecord
-from app.worker import Worker
+from app.runs import training
+from app.runs.store import MoleculeRecord
+from app.worker.process import Worker
 from tests.app.reliability.conftest import WorkerProcesses, queue_run, read_run, wait_for
 
 RUNS, WORKERS = 20, 4
@@ -159,7 +159,8 @@ def test_cancel_of_a_queued_run_that_a_worker_claims_meanwhile(
     ``cancelled``), not overwrite the claim behind its back."""
     from sqlalchemy import event
 
-    from app.worker import RunExecution, claim_run
+    from app.worker.claims import claim_run
+    from app.worker.execution import RunExecution
 
     run_id = queue_run(db, tiny_run(steps=STEPS))
     claimed: list[str | None] = []

@@ -25,9 +25,9 @@ import pytest
 import torch
 from sqlalchemy import func, select
 
-from app.db import Database
-from app.models import Metric, Molecule
-from app.settings import Settings
+from app.core.db import Database
+from app.core.models import Metric, Molecule
+from app.core.settings import Settings
 from tests.app.reliability.conftest import WorkerProcesses, pid_of, queue_run, read_run, wait_for
 
 STEPS = 10

@@ -22,14 +22,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
-from app.db import Database
-from app.devdb import PostgresUnavailable, ThrowawayPostgres
+from app.core.db import Database
+from app.core.migrate import upgrade
+from app.core.models import Metric, Molecule, Run
+from app.core.settings import Settings
 from app.main import create_app
-from app.migrate import upgrade
-from app.models import Metric, Molecule, Run
-from app.settings import Settings
-from app.store import MoleculeRecord, write_molecules
-from app.worker import MAX_ATTEMPTS
+from app.runs.store import MoleculeRecord, write_molecules
+from app.worker.claims import MAX_ATTEMPTS
+from devsupport.postgres import PostgresUnavailable, ThrowawayPostgres
 from tests.app.reliability.conftest import WorkerProcesses, WorkerZygote, queue_run, read_run, wait_for
 
 STEPS = 8
@@ -180,8 +180,9 @@ def test_a_raw_driver_error_from_the_bulk_write_path_is_retried(
     wraps: ``sqlite3.OperationalError('database is locked')`` must be retried like a wrapped one."""
     import sqlite3
 
-    from app import worker as worker_module
-    from app.worker import RunExecution, claim_run
+    from app.worker import execution as worker_module
+    from app.worker.claims import claim_run
+    from app.worker.execution import RunExecution
 
     run_id = queue_run(db, tiny_run())
     assert claim_run(db, "w", settings.worker_lease_seconds) == run_id

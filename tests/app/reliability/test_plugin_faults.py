@@ -18,9 +18,9 @@ import pytest
 from rdkit import Chem
 from sqlalchemy import select
 
-from app.db import Database
-from app.models import Molecule, Run
-from app.settings import Settings
+from app.core.db import Database
+from app.core.models import Molecule, Run
+from app.core.settings import Settings
 from tests.app.reliability.conftest import WorkerProcesses, queue_run, read_run, wait_for
 from tests.app.reliability.plugin_targets import kind
 

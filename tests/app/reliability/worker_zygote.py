@@ -27,7 +27,7 @@ def _child(request: dict[str, Any]) -> None:
         log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.dup2(log, 1)
         os.dup2(log, 2)
-        from app.cli import main
+        from app.cli.main import main
 
         sys.argv = ["synflow", "worker"]
         main()
@@ -41,7 +41,9 @@ def _child(request: dict[str, Any]) -> None:
 
 
 def serve() -> None:
-    from app import cli, training, worker  # noqa: F401
+    from app.cli import main  # noqa: F401
+    from app.runs import training
+    from app.worker import process  # noqa: F401
 
     training.preload()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)

@@ -15,11 +15,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.db import Database
-from app.devdb import free_port
-from app.models import Run
-from app.settings import Settings
-from app.store import MoleculeRecord, write_molecules
+from app.core.db import Database
+from app.core.models import Run
+from app.core.settings import Settings
+from app.runs.store import MoleculeRecord, write_molecules
+from devsupport.postgres import free_port
 
 SEED_SMILES = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "CCN(CC)CC", "c1ccncc1", "Clc1ccccc1"]
 SERVER_BODY_LIMIT = 256 * 1024
@@ -49,7 +49,7 @@ def seed_run(db: Database, molecules: int = 30) -> tuple[str, list[int]]:
     with db.session() as session:
         from sqlalchemy import select
 
-        from app.models import Molecule
+        from app.core.models import Molecule
 
         ids = list(session.scalars(select(Molecule.id).where(Molecule.run_id == run_id)))
     return run_id, ids

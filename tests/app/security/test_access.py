@@ -17,9 +17,9 @@ from sqlalchemy import select, text
 from starlette.routing import Route
 from typer.testing import CliRunner
 
-from app.auth import create_token, hash_token, verify_token
+from app.core.auth import create_token, hash_token, verify_token
+from app.core.models import ApiToken, Run
 from app.main import create_app
-from app.models import ApiToken, Run
 from tests.app.security.conftest import QED_CONFIG, Seeded
 
 # Public on purpose: probes, the API description, and the HTML shells and assets of the pages, which
@@ -134,7 +134,7 @@ def test_tokens_are_stored_hashed(secured: tuple[TestClient, Seeded, dict[str, s
 
 
 def test_tokens_are_compared_in_constant_time(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
-    import app.auth as auth
+    import app.core.auth as auth
 
     compared: list[tuple[str, str]] = []
     real = auth.hmac.compare_digest
@@ -168,7 +168,7 @@ def test_revoking_the_last_token_keeps_auth_on(seeded: Seeded) -> None:
 def test_cli_lists_and_revokes_tokens(seeded: Seeded) -> None:
     import typer
 
-    from app import cli_service
+    from app.cli import service as cli_service
 
     cli = typer.Typer()
     cli_service.register(cli)

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from schemathesis import GenerationMode
 
+from app.core.models import Run
 from app.main import create_app
-from app.models import Run
 from tests.app.security.conftest import QED_CONFIG, Seeded
 
 FUZZ_TOKEN = "fuzz-token-for-tests"

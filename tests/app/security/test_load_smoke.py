@@ -13,9 +13,9 @@ from types import ModuleType
 
 from sqlalchemy import select
 
-from app.db import Database
-from app.models import Molecule
-from app.store import MoleculeRecord, write_molecules
+from app.core.db import Database
+from app.core.models import Molecule
+from app.runs.store import MoleculeRecord, write_molecules
 from tests.app.security.conftest import Server
 
 LOAD_SCRIPT = Path(__file__).resolve().parents[3] / "benchmarks" / "load.py"

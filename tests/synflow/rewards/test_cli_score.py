@@ -10,7 +10,7 @@ from rdkit import Chem
 from rdkit.Chem import QED
 from typer.testing import CliRunner
 
-from app import cli_score
+from app.cli import score as cli_score
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from app.models import Metric, utcnow
+from app.core.models import Metric, utcnow
 
 CHUNK_ROWS = 5000  # rows per SQLite executemany call (bounded memory per call)
 

@@ -10,9 +10,9 @@ from typing import Literal
 
 from sqlalchemy import select
 
-from app.chem import sdf_record
-from app.db import Database
-from app.models import Molecule
+from app.chem.render import sdf_record
+from app.core.db import Database
+from app.core.models import Molecule
 
 ExportFormat = Literal["csv", "sdf", "jsonl"]
 MEDIA_TYPES = {"csv": "text/csv", "sdf": "chemical/x-mdl-sdfile", "jsonl": "application/x-ndjson"}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from app.settings import Settings
+from app.core.settings import Settings
 
 _DB_HELP = "SQLAlchemy URL (env SYNFLOW_DATABASE_URL); default sqlite under the data dir"
 _DIR_HELP = "data directory for the SQLite file, checkpoints and uploads (env SYNFLOW_DATA_DIR)"
@@ -32,9 +32,9 @@ def _serve(settings: Settings, host: str, port: int, workers: int, migrate: bool
 
     import uvicorn
 
+    from app.core.migrate import upgrade
     from app.main import create_app
-    from app.migrate import upgrade
-    from app.worker import worker_process_main
+    from app.worker.process import worker_process_main
 
     settings.ensure_dirs()
     if migrate:
@@ -63,9 +63,9 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
 
 
 def _export(settings: Settings, run_id: str, fmt: str, out: Path | None) -> None:
-    from app.db import Database
-    from app.export import export_stream
-    from app.models import Run
+    from app.core.db import Database
+    from app.core.models import Run
+    from app.runs.export import export_stream
 
     db = Database.from_settings(settings)
     with db.session() as session:
@@ -105,7 +105,7 @@ def register(cli: typer.Typer) -> None:
         data_dir: Path | None = typer.Option(None, help=_DIR_HELP),
     ) -> None:
         """Claim and train queued runs until stopped (SIGTERM hands the current run back)."""
-        from app.worker import worker_process_main
+        from app.worker.process import worker_process_main
 
         worker_process_main(load_settings(database_url, data_dir).model_dump_json())
 
@@ -116,7 +116,7 @@ def register(cli: typer.Typer) -> None:
         data_dir: Path | None = typer.Option(None, help=_DIR_HELP),
     ) -> None:
         """Apply Alembic migrations up to REVISION (default: the newest)."""
-        from app.migrate import upgrade
+        from app.core.migrate import upgrade
 
         settings = load_settings(database_url, data_dir)
         settings.ensure_dirs()
@@ -143,8 +143,8 @@ def register(cli: typer.Typer) -> None:
         data_dir: Path | None = typer.Option(None, help=_DIR_HELP),
     ) -> None:
         """Create an API token, print it once; only its hash is stored. Auth is on once one exists."""
-        from app.auth import create_token
-        from app.db import Database
+        from app.core.auth import create_token
+        from app.core.db import Database
 
         db = Database.from_settings(load_settings(database_url, data_dir))
         with db.session() as session:
@@ -158,8 +158,8 @@ def register(cli: typer.Typer) -> None:
         data_dir: Path | None = typer.Option(None, help=_DIR_HELP),
     ) -> None:
         """List tokens (id, prefix, name, state); tokens themselves are never stored."""
-        from app.auth import list_tokens
-        from app.db import Database
+        from app.core.auth import list_tokens
+        from app.core.db import Database
 
         db = Database.from_settings(load_settings(database_url, data_dir))
         with db.session() as session:
@@ -175,8 +175,8 @@ def register(cli: typer.Typer) -> None:
         data_dir: Path | None = typer.Option(None, help=_DIR_HELP),
     ) -> None:
         """Revoke a token at once; auth stays on even when no active token is left."""
-        from app.auth import revoke_token
-        from app.db import Database
+        from app.core.auth import revoke_token
+        from app.core.db import Database
 
         db = Database.from_settings(load_settings(database_url, data_dir))
         with db.session() as session:

@@ -1,99 +1,29 @@
-"""Background workers: claim a queued (or lease-expired) run atomically, train it under a lease.
-
-The claim is one ``UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING id``: on
-PostgreSQL concurrent workers skip each other's locked rows, on SQLite writes are serialised. Every
-step renews the lease and reads the cancel flag, so cancel takes effect within one step; a
-heartbeat thread keeps the lease alive through long steps and start-up. A worker that dies stops
-heartbeating; once its lease expires any worker claims the run again and resumes from the last
-checkpoint. Many workers on many machines sharing one PostgreSQL is the scale-out path.
-
-Every write a running job makes is idempotent (upserts, conditional updates) and retried through
-transient database errors (a PostgreSQL restart, SQLite's ``database is locked``) for
-``database_retry_seconds``: training pauses while the database is away and carries on after; a
-database outage never marks a run failed.
-"""
+"""One claimed run: callbacks that write results and renew the lease, and the recorded outcome."""
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import traceback
-import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from app import training
-from app.chem import inchikey
-from app.db import Database, is_transient
-from app.models import Run, utcnow
-from app.settings import Settings
-from app.store import MoleculeRecord, write_metrics, write_molecules
+from app.chem.parsing import inchikey
+from app.core.db import Database, is_transient
+from app.core.models import Run, utcnow
+from app.core.settings import Settings
+from app.runs import training
+from app.runs.store import MoleculeRecord, write_metrics, write_molecules
 
 log = logging.getLogger("synflow.worker")
-MAX_ATTEMPTS = 5
-
-
-class LeaseLost(RuntimeError):
-    """Another worker owns the run now (this one stalled past its lease)."""
 
 
 class StopRequested(Exception):
     pass
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
-def _claimable(now: Any) -> Any:
-    expired = and_(Run.status == "running", Run.lease_expires_at < now)
-    return or_(Run.status == "queued", expired)
-
-
-def claim_run(db: Database, worker_id: str, lease_seconds: float) -> str | None:
-    """Atomically take the oldest queued or lease-expired run; returns its id or None."""
-    now = utcnow()
-    pick = (
-        select(Run.id)
-        .where(_claimable(now), Run.attempts < MAX_ATTEMPTS)
-        .order_by(Run.created_at, Run.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
-    stmt = (
-        update(Run)
-        .where(Run.id == pick, _claimable(now))
-        .values(
-            status="running", worker_id=worker_id, heartbeat_at=now,
-            lease_expires_at=now + timedelta(seconds=lease_seconds), attempts=Run.attempts + 1,
-            started_at=utcnow(), updated_at=now,
-        )
-        .returning(Run.id)
-        .execution_options(synchronize_session=False)
-    )
-    with db.session() as session:
-        return session.execute(stmt).scalar_one_or_none()
-
-
-def fail_exhausted(db: Database) -> int:
-    """Runs whose lease expired ``MAX_ATTEMPTS`` times are failed instead of retried forever."""
-    now = utcnow()
-    stmt = (
-        update(Run)
-        .where(_claimable(now), Run.status == "running", Run.attempts >= MAX_ATTEMPTS)
-        .values(status="failed", finished_at=now, lease_expires_at=None,
-                error=f"worker lost {MAX_ATTEMPTS} times (crash or out of memory?)")
-        .execution_options(synchronize_session=False)
-    )
-    with db.session() as session:
-        return session.execute(stmt).rowcount
 
 
 class RunExecution:
@@ -241,57 +171,3 @@ def _dispatch(db: Database, settings: Settings, execution: RunExecution) -> None
         training.run_sampling(config["run_config"], parent_dir, int(config["count"]), execution.callbacks())
         return
     training.run_training(config, run_dir, resume, execution.callbacks(), settings.checkpoint_every)
-
-
-class Worker:
-    """Claims runs one at a time until ``shutdown`` is set."""
-
-    def __init__(self, db: Database, settings: Settings, worker_id: str | None = None) -> None:
-        self.db, self.settings = db, settings
-        self.worker_id = worker_id or worker_name()
-        self.shutdown = threading.Event()
-
-    def run_once(self) -> str | None:
-        fail_exhausted(self.db)
-        run_id = claim_run(self.db, self.worker_id, self.settings.worker_lease_seconds)
-        if run_id is not None:
-            log.info("worker %s claimed run %s", self.worker_id, run_id)
-            execute_run(self.db, self.settings, run_id, self.worker_id, self.shutdown)
-        return run_id
-
-    def run_forever(self) -> None:
-        while not self.shutdown.is_set():
-            try:
-                claimed = self.run_once()
-            except Exception:
-                log.exception("worker %s: claim failed", self.worker_id)
-                claimed = None
-            if claimed is None:
-                self.shutdown.wait(self.settings.worker_poll_seconds)
-
-
-def worker_process_main(settings_json: str, parent_pid: int | None = None) -> None:
-    """Entry point of a worker process: ``synflow worker``, or an embedded worker of ``synflow serve``
-    (``parent_pid`` set), which stops by itself when its parent is gone, however the parent died."""
-    import signal
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    settings = Settings.model_validate_json(settings_json)
-    db = Database.from_settings(settings)
-    worker = Worker(db, settings)
-    training.preload()  # import the trainer stack now, so a claimed run starts training at once
-    signal.signal(signal.SIGTERM, lambda *_: worker.shutdown.set())
-    signal.signal(signal.SIGINT, lambda *_: worker.shutdown.set())
-    if parent_pid is not None:
-        threading.Thread(target=_stop_when_orphaned, args=(worker, parent_pid), daemon=True).start()
-    try:
-        worker.run_forever()
-    finally:
-        db.dispose()
-
-
-def _stop_when_orphaned(worker: Worker, parent_pid: int, interval: float = 1.0) -> None:
-    while not worker.shutdown.wait(interval):
-        if os.getppid() != parent_pid:
-            log.warning("worker %s: parent %s is gone; stopping", worker.worker_id, parent_pid)
-            worker.shutdown.set()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.store import MoleculeRecord
+from app.runs.store import MoleculeRecord
 
 CHECKPOINT_NAME = "last.pt"  # what synflow.trainer.Trainer writes in its checkpoint_dir
 

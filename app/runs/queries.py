@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, func, select, tuple_
 from sqlalchemy.orm import Session
 
-from app.chem import ChemCache, MoleculeFilter
-from app.models import Metric, Molecule, Run
+from app.chem.filters import ChemCache, MoleculeFilter
+from app.core.models import Metric, Molecule, Run
 
 MISSING_SCORE = -1e300  # sorts molecules without a component score last in descending order
 _SCORE_NAME = re.compile(r"^[A-Za-z0-9_.:\-]{1,100}$")

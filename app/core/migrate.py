@@ -12,7 +12,7 @@ from alembic.config import Config
 def migrations_dir() -> Path:
     """``migrations/`` beside the package in a checkout; ``SYNFLOW_MIGRATIONS_DIR`` for installs."""
     return Path(
-        os.environ.get("SYNFLOW_MIGRATIONS_DIR") or Path(__file__).resolve().parents[1] / "migrations"
+        os.environ.get("SYNFLOW_MIGRATIONS_DIR") or Path(__file__).resolve().parents[2] / "migrations"
     )
 
 

@@ -19,13 +19,13 @@ def _root() -> None:
 
 def _register() -> None:
     # Imported here, not at module import, so `synflow --help` stays fast and imports stay lazy.
-    from app import cli_hypergrid, cli_library, cli_score, cli_service, cli_train
+    from app.cli import hypergrid, library, score, service, train
 
-    cli_hypergrid.register(cli)
-    cli_library.register(cli)
-    cli_score.register(cli)
-    cli_service.register(cli)
-    cli_train.register(cli)
+    hypergrid.register(cli)
+    library.register(cli)
+    score.register(cli)
+    service.register(cli)
+    train.register(cli)
 
 
 def main() -> None:

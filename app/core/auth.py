@@ -10,8 +10,8 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import ApiToken, utcnow
-from app.settings import Settings
+from app.core.models import ApiToken, utcnow
+from app.core.settings import Settings
 
 TOKEN_PREFIX = "sfk_"
 LAST_USED_RESOLUTION = timedelta(minutes=1)

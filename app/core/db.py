@@ -12,7 +12,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.settings import Settings
+from app.core.settings import Settings
 
 log = logging.getLogger("synflow.db")
 T = TypeVar("T")
@@ -22,7 +22,7 @@ def is_transient(error: BaseException) -> bool:
     """A lost connection, a server restarting or SQLite's ``database is locked``: worth retrying.
 
     Integrity and programming errors are not: retrying them would only repeat the failure. The
-    drivers' own errors count too: the bulk-write fast paths (``app.store``) use the raw driver
+    drivers' own errors count too: the bulk-write fast paths (``app.runs.store``) use the raw driver
     connection, whose errors SQLAlchemy never wraps.
     """
     if isinstance(error, OperationalError | InterfaceError):
