@@ -71,7 +71,7 @@ def _per_molecule(wall: float, cpu: float, n: int) -> tuple[float, float]:
 
 
 def canonical_only(smiles: list[str]) -> tuple[float, float]:
-    from synflow.rewards.chem import canonical_smiles
+    from reactions.smiles import canonical_smiles
 
     wall, cpu = time.perf_counter(), time.process_time()
     for s in smiles:

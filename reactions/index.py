@@ -21,6 +21,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rdkit
@@ -41,7 +42,7 @@ class CompatibilityIndex:
     """template × reactant slot → int32 indices of the blocks that match that slot's pattern."""
 
     def __init__(self, offsets: np.ndarray, blocks: np.ndarray, slot_start: np.ndarray,
-                 meta: dict[str, object], path: Path | None = None, from_cache: bool = False) -> None:
+                 meta: dict[str, Any], path: Path | None = None, from_cache: bool = False) -> None:
         self.offsets = offsets
         self.blocks = blocks
         self.slot_start = slot_start

@@ -22,11 +22,11 @@ from rdkit.Chem import rdFingerprintGenerator, rdMolDescriptors
 
 from reactions.parallel import default_workers, map_chunks, split_evenly
 from reactions.readers import RawRecord, read_records
+from reactions.smiles import SmilesError, parse_smiles
 from reactions.standardise import (
     StandardisationError,
     StandardisationSettings,
     Standardiser,
-    parse_smiles,
     standardise_smiles,
 )
 
@@ -119,7 +119,7 @@ class BuildingBlockLibrary:
             return position
         try:
             return self._positions.get(standardise_smiles(smiles, self.settings))
-        except StandardisationError:
+        except SmilesError:
             return None
 
     def mol(self, index: int) -> Chem.Mol:
@@ -178,7 +178,7 @@ def _process_chunk(task: _Task) -> _ChunkResult:
     for record in records:
         try:
             mol = _standardise_record(record, standardiser)
-        except StandardisationError as error:
+        except SmilesError as error:  # unreadable, or refused by standardisation
             rejected.append(RejectedEntry(record.row, record.line, record.id, record.smiles, str(error)))
             continue
         accepted.append((record, Chem.MolToSmiles(mol)))

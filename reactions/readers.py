@@ -74,8 +74,8 @@ def _read_csv(handle: io.TextIOBase, stem: str) -> Iterator[RawRecord]:
     for row, fields in enumerate(csv.reader(handle, dialect), start=1):
         line_number = row + 1
         smiles = fields[smiles_col].strip() if len(fields) > smiles_col else ""
-        has_id = id_col is not None and len(fields) > id_col and fields[id_col].strip()
-        identifier = fields[id_col].strip() if has_id else f"{stem}:{row}"
+        given = fields[id_col].strip() if id_col is not None and len(fields) > id_col else ""
+        identifier = given or f"{stem}:{row}"
         yield RawRecord(row=row, line=line_number, id=identifier, smiles=smiles)
 
 

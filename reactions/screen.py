@@ -166,8 +166,8 @@ def pattern_screen(pattern: Chem.Mol) -> PatternScreen:
     bond_counts: dict[tuple[str, str, str], int] = {}
     for bond in pattern.GetBonds():
         ends = sorted((bond.GetBeginAtom().DescribeQuery(), bond.GetEndAtom().DescribeQuery()))
-        key = (ends[0], bond.DescribeQuery(), ends[1])
-        bond_counts[key] = bond_counts.get(key, 0) + 1
+        bond_key = (ends[0], bond.DescribeQuery(), ends[1])
+        bond_counts[bond_key] = bond_counts.get(bond_key, 0) + 1
     small = pattern.GetNumAtoms() == 1 or (pattern.GetNumAtoms() == 2 and pattern.GetNumBonds() == 1)
     return PatternScreen(tuple(atom_counts.items()), tuple(bond_counts.items()), small)
 

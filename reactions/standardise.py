@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 
-from rdkit import Chem, rdBase
+from rdkit import Chem
 from rdkit.Chem.MolStandardize import rdMolStandardize
+
+from reactions.smiles import SmilesError, parse_smiles
 
 DEFAULT_ELEMENTS = frozenset({"H", "B", "C", "N", "O", "F", "Si", "P", "S", "Cl", "Se", "Br", "I"})
 
 
-class StandardisationError(ValueError):
+class StandardisationError(SmilesError):
     """A molecule that cannot join a library; the message is the reason a user sees."""
 
 
@@ -30,33 +31,6 @@ class StandardisationSettings:
         data = asdict(self)
         data["allowed_elements"] = sorted(self.allowed_elements)
         return data
-
-
-def parse_smiles(smiles: str) -> Chem.Mol:
-    """A sanitised molecule without explicit hydrogens, or StandardisationError with RDKit's reason."""
-    text = smiles.strip()
-    if not text:
-        raise StandardisationError("empty SMILES")
-    with rdBase.BlockLogs():
-        mol = Chem.MolFromSmiles(text)
-    if mol is not None:
-        return mol
-    # Parse again, capturing RDKit's log, to tell a syntax error from a chemistry error.
-    with rdBase.CaptureErrorLog() as capture:
-        raw = Chem.MolFromSmiles(text, sanitize=False)
-        if raw is None:
-            raise StandardisationError(f"unparsable SMILES: {_log_reason(capture.messages)}")
-        try:
-            Chem.SanitizeMol(raw)
-        except Exception as error:  # RDKit raises several exception classes for chemistry problems
-            raise StandardisationError(f"RDKit sanitisation failed: {error}") from None
-    raise StandardisationError("RDKit could not read the molecule")
-
-
-def _log_reason(log_text: str) -> str:
-    lines = [re.sub(r"^\[\d\d:\d\d:\d\d\] ", "", line).strip() for line in log_text.splitlines()]
-    lines = [line.removeprefix("SMILES Parse Error: ") for line in lines if line]
-    return lines[0] if lines else "syntax error"
 
 
 class Standardiser:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import overload
 
 from rdkit import Chem, rdBase
 from rdkit.Chem import rdChemReactions
@@ -99,7 +100,13 @@ class TemplateSet(Sequence[ReactionTemplate]):
     def __len__(self) -> int:
         return len(self._templates)
 
-    def __getitem__(self, index):  # type: ignore[override]
+    @overload
+    def __getitem__(self, index: int) -> ReactionTemplate: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[ReactionTemplate]: ...
+
+    def __getitem__(self, index: int | slice) -> ReactionTemplate | Sequence[ReactionTemplate]:
         return self._templates[index]
 
     def __iter__(self) -> Iterator[ReactionTemplate]:

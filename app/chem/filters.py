@@ -10,7 +10,8 @@ from typing import Any
 from rdkit import Chem, DataStructs
 from rdkit.Chem import rdFingerprintGenerator
 
-from app.chem.parsing import mol_or_none, parse_smarts, parse_smiles
+from app.chem.parsing import parse_smarts, parse_smiles
+from reactions.smiles import parse_smiles_or_none
 
 
 class SimilarityQuery:
@@ -89,7 +90,7 @@ class ChemCache:
         binary = self._mols.get(key)
         if binary is not None:
             return Chem.Mol(binary)
-        mol = mol_or_none(smiles)
+        mol = parse_smiles_or_none(smiles)
         if mol is not None:
             self._mols.put(key, mol.ToBinary())
         return mol
@@ -118,7 +119,7 @@ class MoleculeFilter:
         """None when the row fails the filter, else the similarity (1.0 without a similarity query).
         With a cache and the row's id, outcomes and parsed molecules are reused across requests."""
         if self._cache is None or molecule_id is None:
-            return self._test(mol_or_none(smiles))
+            return self._test(parse_smiles_or_none(smiles))
         return self._cache.outcome((self._key, molecule_id), lambda: self._test_cached(molecule_id, smiles))
 
     def _test_cached(self, molecule_id: int, smiles: str) -> float | None:

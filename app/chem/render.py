@@ -9,12 +9,13 @@ from typing import Any
 from rdkit import Chem, rdBase
 from rdkit.Chem.Draw import rdMolDraw2D
 
-from app.chem.parsing import ChemQueryError, check_smiles, mol_or_none
+from app.chem.parsing import ChemQueryError, check_smiles
+from reactions.smiles import parse_smiles_or_none
 
 
 def _svg(smiles: str, width: int, height: int) -> str:
     check_smiles(smiles)
-    mol = mol_or_none(smiles)
+    mol = parse_smiles_or_none(smiles)
     if mol is None:
         raise ChemQueryError(f"{smiles!r} cannot be depicted")
     drawer = rdMolDraw2D.MolDraw2DSVG(width, height)
@@ -30,7 +31,7 @@ def make_svg_renderer(cache_size: int) -> Any:
 
 def sdf_record(smiles: str, name: str, props: dict[str, Any]) -> str:
     """One SDF record; scores and the rest become ``> <name>`` data fields."""
-    mol = mol_or_none(smiles)
+    mol = parse_smiles_or_none(smiles)
     if mol is None:
         mol = Chem.Mol()
     mol.SetProp("_Name", name)

@@ -1,37 +1,25 @@
-"""RDKit helpers shared by the components: parsing, canonical SMILES, fingerprints."""
+"""Fingerprints for the similarity scorers (RDKit); SMILES parsing lives in ``reactions.smiles``."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
-from rdkit import Chem, DataStructs, rdBase
-from rdkit.Chem import MACCSkeys, rdFingerprintGenerator
+from rdkit import Chem, DataStructs
+from rdkit.Chem import Crippen, Descriptors, rdFingerprintGenerator, rdMolDescriptors
 
-FingerprintKind = Literal["morgan", "feature_morgan", "atom_pair", "topological_torsion", "rdkit", "maccs"]
+# The kinds ``fingerprint_function`` builds (``components.FingerprintKind`` lists the same names).
+FINGERPRINT_KINDS = ("morgan", "feature_morgan", "atom_pair", "topological_torsion", "rdkit", "maccs")
 Fingerprint = Any  # an RDKit ExplicitBitVect or sparse count vector
 FingerprintFn = Callable[[Chem.Mol], Fingerprint]
 
-
-def parse_smiles(smiles: str) -> Chem.Mol | None:
-    """A sanitised molecule, or None for anything RDKit rejects (never raises)."""
-    if not smiles or not smiles.strip():
-        return None
-    with rdBase.BlockLogs():
-        try:
-            return Chem.MolFromSmiles(smiles.strip())
-        except Exception:  # RDKit raises on a few pathological inputs instead of returning None
-            return None
-
-
-def canonical_smiles(smiles: str) -> str | None:
-    """RDKit's canonical isomeric SMILES, or None when the input does not parse."""
-    mol = parse_smiles(smiles)
-    return None if mol is None else Chem.MolToSmiles(mol)
+# RDKit defines these two as lambdas its type stubs leave out; typed here once.
+mol_logp: Callable[[Chem.Mol], float] = Crippen.MolLogP  # type: ignore[attr-defined]
+mol_wt: Callable[[Chem.Mol], float] = Descriptors.MolWt  # type: ignore[attr-defined]
 
 
 def fingerprint_function(
-    kind: FingerprintKind, radius: int = 2, n_bits: int = 2048, counts: bool = False,
+    kind: str, radius: int = 2, n_bits: int = 2048, counts: bool = False,
 ) -> FingerprintFn:
     """A function mol → fingerprint; Tanimoto on two of them is the similarity.
 
@@ -40,14 +28,14 @@ def fingerprint_function(
     ``radius`` only applies to the Morgan kinds; ``rdkit`` uses paths up to 7 bonds.
     """
     if kind == "maccs":
-        return MACCSkeys.GenMACCSKeys
+        return rdMolDescriptors.GetMACCSKeysFingerprint  # what MACCSkeys.GenMACCSKeys is
     generator = _generator(kind, radius, n_bits)
     if counts and kind != "rdkit":
         return generator.GetSparseCountFingerprint
     return generator.GetFingerprint
 
 
-def _generator(kind: FingerprintKind, radius: int, n_bits: int) -> Any:
+def _generator(kind: str, radius: int, n_bits: int) -> Any:
     g = rdFingerprintGenerator
     if kind == "morgan":
         return g.GetMorganGenerator(radius=radius, fpSize=n_bits)

@@ -1,5 +1,5 @@
-"""Reward components: one pydantic model per ``type``, each declaring its parameters and building
-its scorer.
+"""Reward components: one pydantic model per ``type``, declaring its parameters (no scorers here;
+``synflow.rewards.factory`` builds a component's scorer from these fields).
 
 Every component has a ``name`` (its key in ``scores``; defaults to the type, the PMO task or the
 descriptor), a ``weight`` in the aggregation, an optional ``transform`` that shapes the raw value
@@ -10,17 +10,27 @@ components multiply the aggregated reward afterwards (substructure filters defau
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Mapping
+from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WrapValidator, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WrapValidator,
+    field_validator,
+    model_validator,
+)
 
-from synflow.rewards.base import Scorer
-from synflow.rewards.chem import FingerprintKind, parse_smiles
+from reactions.smiles import INPUT_LIMITS, SmilesError, parse_smarts, parse_smiles
 from synflow.rewards.tagged import tagged_validator
 from synflow.rewards.transforms import ClipTransform, TransformConfig
 
+FingerprintKind = Literal["morgan", "feature_morgan", "atom_pair", "topological_torsion", "rdkit", "maccs"]
 PmoTask = Literal[
     "albuterol_similarity", "mestranol_similarity", "celecoxib_rediscovery",
     "troglitazone_rediscovery", "thiothixene_rediscovery", "amlodipine_mpo", "fexofenadine_mpo",
@@ -32,6 +42,27 @@ PhyschemDescriptor = Literal[
     "mw", "tpsa", "logp", "hbd", "hba", "rotatable_bonds", "rings", "aromatic_rings", "heavy_atoms",
     "fraction_sp3", "formal_charge",
 ]
+
+
+def _reference_smiles(smiles: str) -> str:
+    """A reference molecule must parse, within the input limits (the API validates with this too)."""
+    try:
+        parse_smiles(smiles, INPUT_LIMITS)
+    except SmilesError as error:
+        raise ValueError(str(error)) from None
+    return smiles
+
+
+def _smarts(pattern: str) -> str:
+    try:
+        parse_smarts(pattern, INPUT_LIMITS)
+    except SmilesError as error:
+        raise ValueError(str(error)) from None
+    return pattern
+
+
+ReferenceSmiles = Annotated[str, AfterValidator(_reference_smiles)]
+Smarts = Annotated[str, AfterValidator(_smarts)]
 
 
 class ComponentBase(BaseModel):
@@ -57,30 +88,17 @@ class ComponentBase(BaseModel):
     def effective_transform(self) -> TransformConfig | None:
         return self.transform
 
-    def build(self) -> Scorer:
-        raise NotImplementedError
-
 
 class QedComponent(ComponentBase):
     """QED drug-likeness (RDKit), in [0, 1]."""
 
     type: Literal["qed"] = "qed"
 
-    def build(self) -> Scorer:
-        from synflow.rewards.molecular import QedScorer
-
-        return QedScorer()
-
 
 class SaComponent(ComponentBase):
     """Synthetic accessibility (Ertl's SA score, RDKit Contrib) mapped to [0, 1] by (10 - SA) / 9."""
 
     type: Literal["sa"] = "sa"
-
-    def build(self) -> Scorer:
-        from synflow.rewards.molecular import SaScorer
-
-        return SaScorer()
 
 
 class PhyschemComponent(ComponentBase):
@@ -94,37 +112,17 @@ class PhyschemComponent(ComponentBase):
     def default_name(self) -> str:
         return self.descriptor
 
-    def build(self) -> Scorer:
-        from synflow.rewards.molecular import PhyschemScorer
-
-        return PhyschemScorer(self.descriptor)
-
 
 class SimilarityComponent(ComponentBase):
     """Tanimoto similarity to reference molecules (the maximum, or the mean, over them)."""
 
     type: Literal["similarity"] = "similarity"
-    references: list[str] = Field(min_length=1, description="reference SMILES")
+    references: list[ReferenceSmiles] = Field(min_length=1, description="reference SMILES")
     fingerprint: FingerprintKind = "morgan"
     radius: int = Field(2, ge=0, le=6, description="Morgan radius (2 = ECFP4)")
     n_bits: int = Field(2048, ge=64, le=65536, description="folded size when counts is false")
     counts: bool = Field(False, description="unfolded count vectors instead of folded bits")
     aggregate: Literal["max", "mean"] = "max"
-
-    @field_validator("references")
-    @classmethod
-    def _parse(cls, references: list[str]) -> list[str]:
-        bad = [s for s in references if parse_smiles(s) is None]
-        if bad:
-            raise ValueError(f"invalid reference SMILES: {', '.join(bad)}")
-        return references
-
-    def build(self) -> Scorer:
-        from synflow.rewards.molecular import SimilarityScorer
-
-        return SimilarityScorer(
-            self.references, self.fingerprint, self.radius, self.n_bits, self.counts, self.aggregate,
-        )
 
 
 class SubstructureComponent(ComponentBase):
@@ -132,33 +130,17 @@ class SubstructureComponent(ComponentBase):
 
     type: Literal["substructure"] = "substructure"
     role: Literal["score", "filter"] = "filter"
-    required: list[str] = Field(default_factory=list, description="SMARTS that must all match")
-    forbidden: list[str] = Field(default_factory=list, description="SMARTS that must not match")
+    required: list[Smarts] = Field(default_factory=list, description="SMARTS that must all match")
+    forbidden: list[Smarts] = Field(default_factory=list, description="SMARTS that must not match")
     mode: Literal["zero", "penalty"] = Field("zero", description="a violation zeroes or penalises")
     penalty: float = Field(0.5, ge=0.0, le=1.0, description="factor per violation in penalty mode")
     use_chirality: bool = False
-
-    @field_validator("required", "forbidden")
-    @classmethod
-    def _smarts(cls, patterns: list[str]) -> list[str]:
-        from synflow.rewards.molecular import smarts_errors
-
-        bad = smarts_errors(patterns)
-        if bad:
-            raise ValueError(f"invalid SMARTS: {', '.join(bad)}")
-        return patterns
 
     @model_validator(mode="after")
     def _some_pattern(self) -> SubstructureComponent:
         if not self.required and not self.forbidden:
             raise ValueError("give at least one `required` or `forbidden` SMARTS")
         return self
-
-    def build(self) -> Scorer:
-        from synflow.rewards.molecular import SubstructureScorer
-
-        factor = 0.0 if self.mode == "zero" else self.penalty
-        return SubstructureScorer(self.required, self.forbidden, factor, self.use_chirality)
 
 
 class PmoComponent(ComponentBase):
@@ -172,11 +154,6 @@ class PmoComponent(ComponentBase):
 
     def default_name(self) -> str:
         return self.task
-
-    def build(self) -> Scorer:
-        from synflow.rewards.pmo import pmo_oracle
-
-        return pmo_oracle(self.task, self.legacy_isomers)
 
 
 _TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -210,11 +187,6 @@ class PythonComponent(ComponentBase):
     def default_name(self) -> str:
         return self.target.rsplit(":", 1)[1]
 
-    def build(self) -> Scorer:
-        from synflow.rewards.plugins import PythonPlugin
-
-        return PythonPlugin(self.label, self.target, self.kwargs, self.timeout_s, self.molecule_timeout_s)
-
 
 class CommandComponent(ComponentBase):
     """An external command: canonical SMILES on stdin, one line per molecule; one float per line
@@ -233,21 +205,10 @@ class CommandComponent(ComponentBase):
     @field_validator("command", mode="before")
     @classmethod
     def _split(cls, command: object) -> object:
-        import shlex
-
         return shlex.split(command) if isinstance(command, str) else command
 
     def default_name(self) -> str:
-        from pathlib import Path
-
         return Path(self.command[0]).name
-
-    def build(self) -> Scorer:
-        from synflow.rewards.plugins import CommandPlugin
-
-        return CommandPlugin(
-            self.label, self.command, self.timeout_s, self.cwd, self.env, self.molecule_timeout_s
-        )
 
 
 DEFAULT_DOCKING_TRANSFORM = ClipTransform(low=0.0, high=-12.0)
@@ -271,11 +232,6 @@ class DockingComponent(ComponentBase):
 
     def effective_transform(self) -> TransformConfig:
         return self.transform or DEFAULT_DOCKING_TRANSFORM
-
-    def build(self) -> Scorer:
-        from synflow.rewards.docking import DockingScorer
-
-        return DockingScorer(self)
 
 
 def component_registry() -> Mapping[str, type[ComponentBase]]:

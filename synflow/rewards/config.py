@@ -12,10 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
 from synflow.rewards.components import ComponentConfig
-
-# log R = max(beta * log r, floor). -75 keeps exp(log R) and exp(±Δ) in float32 range (e^-88 is
-# float32's smallest normal) and bounds the residual of molecules with r = 0.
-DEFAULT_LOG_REWARD_FLOOR = -75.0
+from synflow.rewards.results import DEFAULT_LOG_REWARD_FLOOR
 
 
 class RewardConfig(BaseModel):

@@ -19,19 +19,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import yaml
 from rdkit import Chem
+from rdkit.Chem import rdDistGeom, rdForceFieldHelpers
+from rdkit.Chem.MolStandardize import rdMolStandardize
+from vina import Vina
 
 from synflow.rewards.base import Scorer
-
-if TYPE_CHECKING:
-    from synflow.rewards.components import DockingComponent
 
 
 @dataclass(frozen=True)
 class DockingSettings:
+    """What one Vina run needs: receptor, box and search settings (picklable, sent to workers)."""
+
     receptor: str
     center: tuple[float, float, float]
     size: tuple[float, float, float]
@@ -49,8 +52,6 @@ class DockingResult:
 
 def receptor_box(directory: str | Path) -> tuple[str, tuple[float, float, float]]:
     """``receptor.pdbqt`` and the box centre from a LIT-PCBA-style ``description.yaml``."""
-    import yaml
-
     directory = Path(directory)
     description = yaml.safe_load((directory / "description.yaml").read_text())
     x, y, z = (float(v) for v in description["center_of_mass"])
@@ -59,22 +60,21 @@ def receptor_box(directory: str | Path) -> tuple[str, tuple[float, float, float]
 
 def ligand_pdbqt(smiles: str, seed: int = 0) -> str:
     """A 3D ligand in PDBQT: largest fragment, hydrogens, ETKDG v3 embedding, MMFF, meeko."""
+    # lazy: `import meeko` measured ~300 ms (it pulls in scipy and gemmi); only docking workers need it
     from meeko import MoleculePreparation, PDBQTWriterLegacy
-    from rdkit.Chem import AllChem
-    from rdkit.Chem.MolStandardize import rdMolStandardize
 
     mol = Chem.MolFromSmiles(smiles)
     if mol is None:
         raise ValueError(f"invalid SMILES {smiles!r}")
     mol = Chem.AddHs(rdMolStandardize.LargestFragmentChooser().choose(mol))
-    params = AllChem.ETKDGv3()
-    params.randomSeed = seed
-    if AllChem.EmbedMolecule(mol, params) != 0:
-        params.useRandomCoords = True
-        if AllChem.EmbedMolecule(mol, params) != 0:
+    params = rdDistGeom.ETKDGv3()
+    params.randomSeed = seed  # type: ignore[assignment]  # RDKit's stubs type the setters wrongly
+    if rdDistGeom.EmbedMolecule(mol, params) != 0:
+        params.useRandomCoords = True  # type: ignore[assignment]
+        if rdDistGeom.EmbedMolecule(mol, params) != 0:
             raise ValueError("3D embedding failed")
-    if AllChem.MMFFHasAllMoleculeParams(mol):
-        AllChem.MMFFOptimizeMolecule(mol, maxIters=500)
+    if rdForceFieldHelpers.MMFFHasAllMoleculeParams(mol):
+        rdForceFieldHelpers.MMFFOptimizeMolecule(mol, maxIters=500)
     setup = MoleculePreparation().prepare(mol)[0]
     pdbqt, ok, message = PDBQTWriterLegacy.write_string(setup)
     if not ok:
@@ -84,8 +84,6 @@ def ligand_pdbqt(smiles: str, seed: int = 0) -> str:
 
 def new_vina(settings: DockingSettings) -> Any:
     """A one-core Vina with the receptor's grid maps computed."""
-    from vina import Vina
-
     vina = Vina(sf_name="vina", cpu=1, seed=settings.seed, verbosity=0)
     vina.set_receptor(rigid_pdbqt_filename=settings.receptor)
     vina.compute_vina_maps(center=list(settings.center), box_size=list(settings.size))
@@ -163,7 +161,7 @@ class DockingPool:
         for conn in wait([w.conn for w in self._workers], timeout=self._next_deadline()):
             worker = by_conn[id(conn)]
             try:
-                kind, payload = conn.recv()
+                kind, payload = worker.conn.recv()
             except EOFError:
                 if not worker.ready:
                     self.close()
@@ -218,17 +216,19 @@ def default_processes() -> int:
 
 
 class DockingScorer(Scorer):
-    """Raw value: the best Vina affinity (kcal/mol); the pool starts on first use."""
+    """Raw value: the best Vina affinity (kcal/mol); the pool starts on first use.
 
-    def __init__(self, config: DockingComponent) -> None:
-        self.settings = DockingSettings(
-            receptor=config.receptor, center=config.center, size=config.size,
-            exhaustiveness=config.exhaustiveness, n_poses=config.n_poses, seed=config.seed,
-        )
-        if not Path(config.receptor).is_file():
-            raise FileNotFoundError(f"docking receptor not found: {config.receptor}")
-        self.processes = config.processes or default_processes()
-        self.timeout_s = config.timeout_s
+    ``processes`` workers (default: every core this process may use), ``timeout_s`` per ligand.
+    """
+
+    def __init__(
+        self, settings: DockingSettings, processes: int | None = None, timeout_s: float = 300.0,
+    ) -> None:
+        if not Path(settings.receptor).is_file():
+            raise FileNotFoundError(f"docking receptor not found: {settings.receptor}")
+        self.settings = settings
+        self.processes = processes or default_processes()
+        self.timeout_s = timeout_s
         self.failures: dict[str, str] = {}
         self._pool: DockingPool | None = None
 

@@ -1,11 +1,8 @@
-"""Errors the reward layer raises on purpose."""
+"""Errors the reward layer raises on purpose (bottom layer: imports only ``results``)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from synflow.rewards.reward import RewardBatch
+from synflow.rewards.results import RewardBatch
 
 
 class RewardPluginError(RuntimeError):

@@ -1,17 +1,18 @@
 """Scorers computed from the molecular graph with RDKit alone: QED, SA, descriptors, similarity,
-substructures."""
+substructures. Each takes plain settings (strings, numbers), never a component config."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 
-import numpy as np
-from rdkit import Chem
-from rdkit.Chem import QED, Crippen, Descriptors, rdMolDescriptors
+from rdkit import Chem, DataStructs
+from rdkit.Chem import QED, rdMolDescriptors
+from rdkit.Contrib.SA_Score import sascorer  # ships with RDKit's wheel; reads its table on first use
 
+from reactions.smiles import parse_smiles_or_none
 from synflow.rewards.base import MolScorer
-from synflow.rewards.chem import FingerprintKind, fingerprint_function, parse_smiles
+from synflow.rewards.chem import fingerprint_function, mol_logp, mol_wt
 
 
 class QedScorer(MolScorer):
@@ -29,13 +30,8 @@ def sa_to_unit(sa: float) -> float:
 class SaScorer(MolScorer):
     """Synthetic accessibility (Ertl & Schuffenhauer 2009, RDKit Contrib) mapped by ``sa_to_unit``."""
 
-    def __init__(self) -> None:
-        from rdkit.Contrib.SA_Score import sascorer  # ships with RDKit's wheel; loads its table once
-
-        self._sascorer = sascorer
-
     def raw_sa(self, mol: Chem.Mol) -> float:
-        return float(self._sascorer.calculateScore(mol))
+        return float(sascorer.calculateScore(mol))
 
     def score_mol(self, mol: Chem.Mol) -> float:
         return sa_to_unit(self.raw_sa(mol))
@@ -45,9 +41,9 @@ def descriptor_functions() -> Mapping[str, Callable[[Chem.Mol], float]]:
     """The physico-chemical descriptors a ``physchem`` component can shape, by name."""
     md = rdMolDescriptors
     return MappingProxyType({
-        "mw": Descriptors.MolWt,
+        "mw": mol_wt,
         "tpsa": md.CalcTPSA,
-        "logp": Crippen.MolLogP,
+        "logp": mol_logp,
         "hbd": md.CalcNumHBD,
         "hba": md.CalcNumHBA,
         "rotatable_bonds": md.CalcNumRotatableBonds,
@@ -71,14 +67,16 @@ class SimilarityScorer(MolScorer):
     """Tanimoto similarity to reference molecules, the maximum (or mean) over the references."""
 
     def __init__(
-        self, references: Sequence[str], kind: FingerprintKind, radius: int, n_bits: int,
+        self, references: Sequence[str], kind: str, radius: int, n_bits: int,
         counts: bool, aggregate: str,
     ) -> None:
-        from rdkit import DataStructs
-
         self._fp = fingerprint_function(kind, radius, n_bits, counts)
-        mols = [parse_smiles(s) for s in references]
-        self._refs = [self._fp(m) for m in mols if m is not None]
+        self._refs = []
+        for smiles in references:
+            mol = parse_smiles_or_none(smiles)
+            if mol is None:
+                raise ValueError(f"invalid reference SMILES: {smiles!r}")
+            self._refs.append(self._fp(mol))
         self._bulk = DataStructs.BulkTanimotoSimilarity
         self._reduce = max if aggregate == "max" else (lambda xs: sum(xs) / len(xs))
 
@@ -96,8 +94,8 @@ class SubstructureScorer(MolScorer):
     def __init__(
         self, required: Sequence[str], forbidden: Sequence[str], penalty: float, use_chirality: bool,
     ) -> None:
-        self._required = [Chem.MolFromSmarts(s) for s in required]
-        self._forbidden = [Chem.MolFromSmarts(s) for s in forbidden]
+        self._required = [_smarts(s) for s in required]
+        self._forbidden = [_smarts(s) for s in forbidden]
         self._penalty = penalty
         self._chiral = use_chirality
 
@@ -111,17 +109,8 @@ class SubstructureScorer(MolScorer):
         return 1.0 if n == 0 else float(self._penalty ** n)
 
 
-def smarts_errors(patterns: Sequence[str]) -> list[str]:
-    """The patterns RDKit cannot parse (used by config validation)."""
-    bad = []
-    for pattern in patterns:
-        from rdkit import rdBase
-
-        with rdBase.BlockLogs():
-            if Chem.MolFromSmarts(pattern) is None:
-                bad.append(pattern)
-    return bad
-
-
-def as_array(values: Sequence[float]) -> np.ndarray:
-    return np.asarray(values, dtype=np.float64)
+def _smarts(pattern: str) -> Chem.Mol:
+    query = Chem.MolFromSmarts(pattern)
+    if query is None:
+        raise ValueError(f"invalid SMARTS: {pattern!r}")
+    return query

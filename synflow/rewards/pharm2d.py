@@ -37,9 +37,10 @@ class Pharm2DFingerprint:
     """``fp(mol)`` returns the ``SparseBitVect`` RDKit's ``Gen2DFingerprint(mol, factory)`` returns."""
 
     def __init__(self, factory: SigFactory) -> None:
-        if not factory.shortestPathsOnly or factory.includeBondOrder or factory.useCounts:
+        options: Any = factory  # RDKit's stubs omit SigFactory's attributes
+        if not options.shortestPathsOnly or options.includeBondOrder or options.useCounts:
             raise ValueError("only shortest-path, topological, bit-vector factories are vectorised")
-        if factory.minPointCount < 2 or factory.maxPointCount > 3:
+        if options.minPointCount < 2 or options.maxPointCount > 3:
             raise ValueError("only 2- and 3-point pharmacophores are vectorised")
         self.factory = factory
         self.size = factory.GetSigSize()
@@ -51,7 +52,7 @@ class Pharm2DFingerprint:
             self.bin_of[int(np.ceil(lo)):int(np.ceil(hi))] = b
         lows = [int(np.ceil(lo)) for lo, _ in bins]
         n_fam, n_bins = len(factory.GetFeatFamilies()), len(bins)
-        self.points = range(factory.minPointCount, factory.maxPointCount + 1)
+        self.points = range(options.minPointCount, options.maxPointCount + 1)
         # bit = base[families] + scaffold[bins]: base is the bit of the all-first-bin scaffold,
         # scaffold[bins] the offset of a bin tuple from it (-1: not a scaffold of this factory)
         self.base: dict[int, np.ndarray] = {}

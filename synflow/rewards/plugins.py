@@ -87,6 +87,7 @@ class PluginScorer(Scorer):
         smiles = list(smiles)
         if not smiles:
             return np.zeros(0), []
+        errors: list[str | None]
         try:
             values = as_values(self.name, self._call(smiles, self._timeout), len(smiles))
         except _MoleculeFailure as batch_failure:

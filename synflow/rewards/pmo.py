@@ -32,12 +32,17 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 from rdkit import Chem, DataStructs
-from rdkit.Chem import QED, Crippen, Descriptors, rdFingerprintGenerator, rdMolDescriptors
+from rdkit.Chem import QED, Descriptors, rdFingerprintGenerator, rdMolDescriptors
+from rdkit.Chem.Pharm2D import Gobbi_Pharm2D
 
+from reactions.smiles import parse_smiles_or_none
 from synflow.rewards.base import MolScorer
+from synflow.rewards.chem import mol_logp
+from synflow.rewards.pharm2d import Pharm2DFingerprint
 
 # --- GuacaMol/TDC score modifiers -----------------------------------------------------------------
 
@@ -69,7 +74,7 @@ def geometric_mean(values: Sequence[float]) -> float:
 
 # --- fingerprints ---------------------------------------------------------------------------------
 
-Fp = Callable[[Chem.Mol], object]
+Fp = Callable[[Chem.Mol], Any]  # an RDKit fingerprint
 
 
 @dataclass(frozen=True)
@@ -86,10 +91,6 @@ class Fingerprints:
 def make_fingerprints() -> Fingerprints:
     g = rdFingerprintGenerator
     feature_inv = g.GetMorganFeatureAtomInvGen()
-    from rdkit.Chem.Pharm2D import Gobbi_Pharm2D
-
-    from synflow.rewards.pharm2d import Pharm2DFingerprint
-
     return Fingerprints(
         ecfp4=g.GetMorganGenerator(radius=2).GetSparseCountFingerprint,
         ecfp6=g.GetMorganGenerator(radius=3).GetSparseCountFingerprint,
@@ -204,7 +205,7 @@ def _osimertinib(fps: Fingerprints, legacy: bool) -> Callable[[Chem.Mol], float]
     fcfp4, ecfp6 = Similarity(OSIMERTINIB, fps.fcfp4), Similarity(OSIMERTINIB, fps.ecfp6)
     return lambda mol: geometric_mean([
         max_gaussian(rdMolDescriptors.CalcTPSA(mol), 100.0, 10.0),
-        min_gaussian(Crippen.MolLogP(mol), 1.0, 1.0),
+        min_gaussian(mol_logp(mol), 1.0, 1.0),
         clipped(fcfp4(mol), upper=0.8),
         min_gaussian(ecfp6(mol), 0.85, 0.1),
     ])
@@ -214,7 +215,7 @@ def _fexofenadine(fps: Fingerprints, legacy: bool) -> Callable[[Chem.Mol], float
     ap = Similarity(FEXOFENADINE, fps.ap)
     return lambda mol: geometric_mean([
         max_gaussian(rdMolDescriptors.CalcTPSA(mol), 90.0, 10.0),
-        min_gaussian(Crippen.MolLogP(mol), 4.0, 1.0),
+        min_gaussian(mol_logp(mol), 4.0, 1.0),
         clipped(ap(mol), upper=0.8),
     ])
 
@@ -227,7 +228,7 @@ def _ranolazine(fps: Fingerprints, legacy: bool) -> Callable[[Chem.Mol], float]:
     ap = Similarity(RANOLAZINE, fps.ap)
     return lambda mol: geometric_mean([
         max_gaussian(rdMolDescriptors.CalcTPSA(mol), 95.0, 20.0),
-        max_gaussian(Crippen.MolLogP(mol), 7.0, 1.0),
+        max_gaussian(mol_logp(mol), 7.0, 1.0),
         clipped(ap(mol), upper=0.7),
         gaussian(_count_element(mol, "F"), 1.0, 1.0),
     ])
@@ -252,11 +253,11 @@ def _zaleplon(fps: Fingerprints, legacy: bool) -> Callable[[Chem.Mol], float]:
 
 def _sitagliptin(fps: Fingerprints, legacy: bool) -> Callable[[Chem.Mol], float]:
     target = Chem.MolFromSmiles(SITAGLIPTIN)
-    logp, tpsa = Crippen.MolLogP(target), rdMolDescriptors.CalcTPSA(target)
+    logp, tpsa = mol_logp(target), rdMolDescriptors.CalcTPSA(target)
     sim, isomer = Similarity(SITAGLIPTIN, fps.ecfp4), IsomerScore("C16H15F6N5O", legacy)
     return lambda mol: geometric_mean([
         gaussian(sim(mol), 0.0, 0.1),  # TDC/GuacaMol: be *dissimilar* to sitagliptin…
-        gaussian(Crippen.MolLogP(mol), logp, 0.2),  # …with its logP, TPSA and formula
+        gaussian(mol_logp(mol), logp, 0.2),  # …with its logP, TPSA and formula
         gaussian(rdMolDescriptors.CalcTPSA(mol), tpsa, 5.0),
         isomer(mol),
     ])
@@ -265,12 +266,12 @@ def _sitagliptin(fps: Fingerprints, legacy: bool) -> Callable[[Chem.Mol], float]
 def _valsartan(fps: Fingerprints, legacy: bool) -> Callable[[Chem.Mol], float]:
     pattern = Chem.MolFromSmarts(VALSARTAN_SMARTS)
     target = Chem.MolFromSmiles(SITAGLIPTIN_FOR_VALSARTAN)
-    logp, tpsa = Crippen.MolLogP(target), rdMolDescriptors.CalcTPSA(target)
+    logp, tpsa = mol_logp(target), rdMolDescriptors.CalcTPSA(target)
     bertz = Descriptors.BertzCT(target)
     return lambda mol: geometric_mean([
         smarts_present(pattern, mol),
         gaussian(rdMolDescriptors.CalcTPSA(mol), tpsa, 5.0),
-        gaussian(Crippen.MolLogP(mol), logp, 0.2),
+        gaussian(mol_logp(mol), logp, 0.2),
         gaussian(Descriptors.BertzCT(mol), bertz, 30.0),
     ])
 
@@ -341,7 +342,5 @@ def pmo_oracle(task: str, legacy_isomers: bool = False) -> FunctionOracle:
 
 def score_smiles(task: str, smiles: Sequence[str]) -> list[float]:
     """Score SMILES with one oracle, 0 for invalid ones (a convenience for scripts and tests)."""
-    from synflow.rewards.chem import parse_smiles
-
     oracle = pmo_oracle(task)
-    return [0.0 if (m := parse_smiles(s)) is None else oracle.score_mol(m) for s in smiles]
+    return [0.0 if (m := parse_smiles_or_none(s)) is None else oracle.score_mol(m) for s in smiles]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from synflow.rewards.components import component_registry
 from synflow.rewards.transforms import transform_registry
 
 
-def _entry(type_name: str, cls: type) -> dict[str, Any]:
+def _entry(type_name: str, cls: type[BaseModel]) -> dict[str, Any]:
     doc = (cls.__doc__ or "").strip()
     return {"type": type_name, "description": " ".join(doc.split()), "schema": cls.model_json_schema()}
 

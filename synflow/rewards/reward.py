@@ -1,91 +1,24 @@
-"""``Reward``: scores SMILES with a ``RewardConfig``, caches by canonical SMILES, counts oracle calls."""
+"""``Reward``: scores SMILES with a ``RewardConfig``, caches by canonical SMILES, counts oracle calls.
+
+The top layer of ``synflow.rewards``: scorers come from ``factory.build_scorer``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from rdkit import Chem
 
+from reactions.smiles import parse_smiles_or_none
 from synflow.rewards.base import Scorer
-from synflow.rewards.chem import parse_smiles
 from synflow.rewards.components import ComponentBase
-from synflow.rewards.config import DEFAULT_LOG_REWARD_FLOOR, RewardConfig
+from synflow.rewards.config import RewardConfig
 from synflow.rewards.errors import BudgetExhausted, RewardPluginError
-
-
-def log_reward(r: np.ndarray | Sequence[float], beta: float = 1.0,
-               floor: float = DEFAULT_LOG_REWARD_FLOOR) -> np.ndarray:
-    """log R = max(β · log r, floor): r = 0 maps to ``floor`` instead of -inf."""
-    r = np.asarray(r, dtype=np.float64)
-    with np.errstate(divide="ignore"):
-        return np.maximum(beta * np.log(np.clip(r, 0.0, 1.0)), floor)
-
-
-@dataclass(frozen=True)
-class MoleculeScore:
-    """One molecule's result: the aggregated reward, the per-component scores and raw values."""
-
-    smiles: str
-    canonical_smiles: str | None
-    reward: float
-    scores: dict[str, float]
-    valid: bool
-    scored: bool = True
-    error: str | None = None
-
-    def to_json(self) -> dict[str, object]:
-        def clean(v: float) -> float | None:
-            return None if np.isnan(v) else v
-
-        out: dict[str, object] = {
-            "smiles": self.smiles, "canonical_smiles": self.canonical_smiles, "reward": self.reward,
-            "scores": {k: clean(v) for k, v in self.scores.items()}, "valid": self.valid,
-            "scored": self.scored,
-        }
-        if self.error is not None:
-            out["error"] = self.error
-        return out
-
-
-@dataclass(frozen=True)
-class RewardBatch:
-    """Results for a batch, in input order.
-
-    ``reward`` in [0, 1]; ``scores[name]`` each component's shaped score in [0, 1] and, for
-    components with a transform or unbounded raw values, ``scores[name + "_raw"]`` (e.g. the docking
-    affinity in kcal/mol; NaN where it could not be computed). ``valid``: the SMILES parsed.
-    ``scored``: False for molecules left unscored because the budget ran out (reward 0).
-    ``errors``: why a plugin could not score a molecule (reward 0, the failing component's score
-    NaN), None for the rest.
-    """
-
-    smiles: list[str]
-    canonical_smiles: list[str | None]
-    reward: np.ndarray
-    scores: dict[str, np.ndarray]
-    valid: np.ndarray
-    scored: np.ndarray
-    budget_exhausted: bool = False
-    errors: list[str | None] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.smiles)
-
-    def __getitem__(self, i: int) -> MoleculeScore:
-        return MoleculeScore(
-            smiles=self.smiles[i], canonical_smiles=self.canonical_smiles[i],
-            reward=float(self.reward[i]), scores={k: float(v[i]) for k, v in self.scores.items()},
-            valid=bool(self.valid[i]), scored=bool(self.scored[i]),
-            error=self.errors[i] if self.errors else None,
-        )
-
-    def __iter__(self) -> Iterator[MoleculeScore]:
-        return (self[i] for i in range(len(self)))
-
-    def log_reward(self, beta: float = 1.0, floor: float = DEFAULT_LOG_REWARD_FLOOR) -> np.ndarray:
-        return log_reward(self.reward, beta, floor)
+from synflow.rewards.factory import build_scorer
+from synflow.rewards.results import RewardBatch, log_reward
 
 
 @dataclass
@@ -167,9 +100,9 @@ class Reward:
         when some new molecule was left unscored."""
         smiles = list(smiles)
         parsed = [_canonical(s) for s in smiles]
-        canonical = [c for c, _ in parsed]
+        canonical = [None if p is None else p[0] for p in parsed]
         # descriptors and fingerprints do not depend on atom order, so the parsed input is scored
-        mols = {c: m for c, m in parsed if c is not None and c not in self._cache}
+        mols = {c: m for c, m in filter(None, parsed) if c not in self._cache}
         new = list(mols)
         left = self.budget_left
         allowed = new if left is None else new[:left]
@@ -189,8 +122,11 @@ class Reward:
             columns.update(values)
             errors = [a if a is not None else b for a, b in zip(errors, failures, strict=True)]
         # a molecule a plugin failed on gets the floor, not a reward from its other components
-        rewards = np.where([e is not None for e in errors], 0.0,
-                           self._aggregate({k: np.nan_to_num(v, nan=0.0) for k, v in columns.items()}))
+        rewards = np.where(
+            [e is not None for e in errors],
+            0.0,
+            self._aggregate({k: np.nan_to_num(v, nan=0.0) for k, v in columns.items()}),
+        )
         for i, s in enumerate(canonical):
             scores = {k: float(v[i]) for k, v in columns.items()}
             self._cache[s] = _Entry(float(rewards[i]), scores, errors[i])
@@ -220,9 +156,25 @@ class Reward:
             valid=np.array([c is not None for c in canonical], dtype=bool),
             scored=np.array([e is not None or c is None for e, c in zip(entries, canonical, strict=True)]),
             errors=[e.error if e else None for e in entries],
-            budget_exhausted=truncated or (self.exhausted and any(
-                e is None and c is not None for e, c in zip(entries, canonical, strict=True))),
+            budget_exhausted=truncated
+            or (
+                self.exhausted
+                and any(e is None and c is not None for e, c in zip(entries, canonical, strict=True))
+            ),
         )
+
+    def state_dict(self) -> dict[str, Any]:
+        """The scored molecules (cache) and the oracle-call count, so a resumed run keeps its budget."""
+        return {
+            "oracle_calls": self.oracle_calls,
+            "cache": {s: (e.reward, e.scores, e.error) for s, e in self._cache.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.oracle_calls = int(state["oracle_calls"])
+        self._cache = {
+            s: _Entry(reward, dict(scores), error) for s, (reward, scores, error) in state["cache"].items()
+        }
 
     def close(self) -> None:
         for component in self._components:
@@ -245,14 +197,15 @@ def _weighted_mean(matrix: np.ndarray, weights: np.ndarray, kind: str) -> np.nda
     return np.exp(np.sum(logs * weights[None, :], axis=1))
 
 
-def _canonical(smiles: str) -> tuple[str | None, Chem.Mol | None]:
-    mol = parse_smiles(smiles)
-    return (None, None) if mol is None else (Chem.MolToSmiles(mol), mol)
+def _canonical(smiles: str) -> tuple[str, Chem.Mol] | None:
+    """(canonical SMILES, molecule), or None for invalid SMILES (they score 0: not an error)."""
+    mol = parse_smiles_or_none(smiles)
+    return None if mol is None else (Chem.MolToSmiles(mol), mol)
 
 
 def _build(config: ComponentBase) -> _Component:
     keep_raw = (not config.bounded) or config.effective_transform() is not None
-    return _Component(config=config, scorer=config.build(), name=config.label, keep_raw=keep_raw)
+    return _Component(config=config, scorer=build_scorer(config), name=config.label, keep_raw=keep_raw)
 
 
 def build_reward(config: RewardConfig) -> Reward:

@@ -32,20 +32,21 @@ def tagged_validator(
 ) -> Callable[[Any, Any], BaseModel]:
     """A pydantic wrap-validator that picks the model named by ``value["type"]``.
 
-    ``models`` is called lazily (at validation time) so modules can refer to each other.
+    ``models`` is called at validation time, not when the union is declared.
     """
 
     def validate(value: Any, handler: Any) -> BaseModel:
         mapping = models()
-        if isinstance(value, tuple(mapping.values())):
-            return value
         if isinstance(value, BaseModel):
+            if isinstance(value, tuple(mapping.values())):
+                return value
             value = value.model_dump()
         if not isinstance(value, Mapping):
             raise PydanticCustomError("model_type", "expected an object with a 'type' field")
         tag = value.get("type")
-        if tag not in mapping:
+        model = mapping.get(tag) if isinstance(tag, str) else None
+        if model is None:
             raise _type_error(tag, sorted(mapping))
-        return mapping[tag].model_validate(value)
+        return model.model_validate(value)
 
     return validate

@@ -39,7 +39,7 @@ def test_library_build_prints_summary_and_writes_reusable_outputs(tmp_path: Path
     assert json.loads((out / "summary.json").read_text()) == summary
     assert (out / "unmatched.smi").read_text() == "CCCC\tbutane\n"
     rejected = (out / "library" / "rejected.tsv").read_text().splitlines()
-    assert rejected[1].startswith("3\t4\tbroken\tC1CC\tunparsable SMILES")
+    assert rejected[1].startswith("3\t4\tbroken\tC1CC\t'C1CC' is not valid SMILES")
 
     # The saved library reopens without re-standardising, and its index comes from the cache.
     library = open_library(out / "library")

@@ -13,7 +13,9 @@ from synflow.rewards import (
     load_reward_config,
     transform_catalogue,
 )
-from synflow.rewards.components import PhyschemDescriptor, PmoTask
+from synflow.rewards.chem import FINGERPRINT_KINDS
+from synflow.rewards.components import FingerprintKind, PhyschemDescriptor, PmoTask
+from synflow.rewards.factory import BUILDERS
 from synflow.rewards.molecular import descriptor_functions
 from synflow.rewards.pmo import pmo_tasks
 
@@ -46,6 +48,22 @@ def test_registry_lists_every_component_with_a_schema() -> None:
 def test_literals_match_implementations() -> None:
     assert set(PmoTask.__args__) == set(pmo_tasks())
     assert set(PhyschemDescriptor.__args__) == set(descriptor_functions())
+    assert set(FingerprintKind.__args__) == set(FINGERPRINT_KINDS)
+
+
+def test_factory_builds_every_component_type() -> None:
+    assert set(BUILDERS) == set(component_registry().values())
+
+
+def test_invalid_chemistry_errors_name_the_input_and_the_reason() -> None:
+    with pytest.raises(ValidationError) as info:
+        RewardConfig.model_validate({"components": [{"type": "similarity", "references": ["CCO", "C1CC"]}]})
+    assert "components.0.references.1" in str(info.value)
+    assert "'C1CC' is not valid SMILES: unclosed ring" in str(info.value)
+    substructure = {"type": "substructure", "forbidden": ["c1ccccc1", "[C"]}
+    with pytest.raises(ValidationError) as info:
+        RewardConfig.model_validate({"components": [substructure]})
+    assert "components.0.forbidden.1" in str(info.value) and "'[C' is not valid SMARTS" in str(info.value)
 
 
 def test_errors_carry_field_paths_without_union_tags() -> None:
@@ -60,9 +78,9 @@ def test_errors_carry_field_paths_without_union_tags() -> None:
     assert locations({"components": [{"type": "physchem", "descriptor": "mw"}]}) == ["components.0.transform"]
     assert locations({"components": [{"type": "qed"}, {"type": "qed"}]}) == ["components.1.name"]
     assert locations({"components": [{"type": "substructure", "forbidden": ["[C"]}]}) == [
-        "components.0.forbidden"]
+        "components.0.forbidden.0"]
     assert locations({"components": [{"type": "similarity", "references": ["C1CC"]}]}) == [
-        "components.0.references"]
+        "components.0.references.0"]
     assert locations({"components": [{"type": "python", "target": "no colon"}]}) == ["components.0.target"]
     same_ends = {"type": "qed", "transform": {"type": "clip", "low": 1, "high": 1}}
     assert locations({"components": [same_ends]}) == ["components.0.transform"]

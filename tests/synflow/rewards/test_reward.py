@@ -67,6 +67,13 @@ def test_combined_reward_matches_values_computed_by_hand() -> None:
     assert batch.scores["substructure"].tolist() == [1.0, 1.0, 0.0, 1.0, 0.0, 1.0]
 
 
+@pytest.mark.parametrize("fingerprint", ["morgan", "atom_pair", "maccs"])
+def test_similarity_references_with_explicit_hydrogens(fingerprint: str) -> None:
+    config = RewardConfig.model_validate({"components": [
+        {"type": "similarity", "references": ["[H]OC([H])([H])c1ccccc1"], "fingerprint": fingerprint}]})
+    assert build_reward(config).score(["OCc1ccccc1"]).reward[0] == pytest.approx(1.0)
+
+
 def test_scores_are_per_component_and_in_unit_interval() -> None:
     batch = build_reward(combined_config()).score(SMILES)
     assert set(batch.scores) == {"qed", "sa", "similarity", "substructure"}

@@ -1,0 +1,114 @@
+"""Builds a component's scorer from its config: the one module that knows schemas and scorers.
+
+Like REINVENT 4's component registry: ``BUILDERS`` maps each component class to a function that
+reads the config's fields and calls the scorer with plain settings (strings, numbers, tuples,
+``DockingSettings``), so scorers never see a pydantic model and configs never import a scorer.
+A new component type is a schema in ``components``, a scorer, and one entry here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any
+
+from synflow.rewards.base import Scorer
+from synflow.rewards.components import (
+    CommandComponent,
+    ComponentBase,
+    DockingComponent,
+    PhyschemComponent,
+    PmoComponent,
+    PythonComponent,
+    QedComponent,
+    SaComponent,
+    SimilarityComponent,
+    SubstructureComponent,
+)
+from synflow.rewards.docking import DockingScorer, DockingSettings
+from synflow.rewards.molecular import (
+    PhyschemScorer,
+    QedScorer,
+    SaScorer,
+    SimilarityScorer,
+    SubstructureScorer,
+)
+from synflow.rewards.plugins import CommandPlugin, PythonPlugin
+from synflow.rewards.pmo import pmo_oracle
+
+
+def build_qed(component: QedComponent) -> Scorer:
+    return QedScorer()
+
+
+def build_sa(component: SaComponent) -> Scorer:
+    return SaScorer()
+
+
+def build_physchem(component: PhyschemComponent) -> Scorer:
+    return PhyschemScorer(component.descriptor)
+
+
+def build_similarity(component: SimilarityComponent) -> Scorer:
+    return SimilarityScorer(
+        tuple(component.references), component.fingerprint, component.radius, component.n_bits,
+        component.counts, component.aggregate,
+    )
+
+
+def build_substructure(component: SubstructureComponent) -> Scorer:
+    factor = 0.0 if component.mode == "zero" else component.penalty
+    return SubstructureScorer(
+        tuple(component.required), tuple(component.forbidden), factor, component.use_chirality,
+    )
+
+
+def build_pmo(component: PmoComponent) -> Scorer:
+    return pmo_oracle(component.task, component.legacy_isomers)
+
+
+def build_python(component: PythonComponent) -> Scorer:
+    return PythonPlugin(
+        component.label, component.target, dict(component.kwargs), component.timeout_s,
+        component.molecule_timeout_s,
+    )
+
+
+def build_command(component: CommandComponent) -> Scorer:
+    return CommandPlugin(
+        component.label, tuple(component.command), component.timeout_s, component.cwd,
+        dict(component.env), component.molecule_timeout_s,
+    )
+
+
+def build_docking(component: DockingComponent) -> Scorer:
+    settings = DockingSettings(
+        receptor=component.receptor, center=component.center, size=component.size,
+        exhaustiveness=component.exhaustiveness, n_poses=component.n_poses, seed=component.seed,
+    )
+    return DockingScorer(settings, processes=component.processes, timeout_s=component.timeout_s)
+
+
+# Each builder takes exactly the component class it is listed under.
+Builder = Callable[[Any], Scorer]
+
+BUILDERS: Mapping[type[ComponentBase], Builder] = MappingProxyType({
+    QedComponent: build_qed,
+    SaComponent: build_sa,
+    PhyschemComponent: build_physchem,
+    SimilarityComponent: build_similarity,
+    SubstructureComponent: build_substructure,
+    PmoComponent: build_pmo,
+    PythonComponent: build_python,
+    CommandComponent: build_command,
+    DockingComponent: build_docking,
+})
+
+
+def build_scorer(component: ComponentBase) -> Scorer:
+    """The scorer for ``component`` (docking workers start on first use, not here)."""
+    try:
+        builder = BUILDERS[type(component)]
+    except KeyError:
+        raise TypeError(f"no scorer is registered for {type(component).__name__}") from None
+    return builder(component)
