@@ -21,6 +21,8 @@ def mlp(dims: list[int], act_last: bool = False) -> nn.Sequential:
 
 
 class BetaEncoding(nn.Module):
+    edges: Tensor  # buffers, declared for the type checker
+    freqs: Tensor
     """β → [thermometer over (lo, hi), β scaled to [0, 1], Fourier features of log β].
 
     A thermometer alone is all zeros for a constant β at the bottom of its range (the anchor's bug);
@@ -81,6 +83,8 @@ class GraphEncoder(nn.Module):
 
 
 class BlockEncoder(nn.Module):
+    desc_mean: Tensor  # buffers, declared for the type checker
+    desc_std: Tensor
     """Fingerprint bits ⊕ standardised descriptors → embedding, so unseen blocks get embeddings too.
 
     The first layer over the (sparse) fingerprint is an ``EmbeddingBag`` sum over the set bits: the

@@ -1,8 +1,7 @@
 """The SynFlowNet policy network: state encoder and the heads for every decision.
 
 Decisions (the environment turns them into chemistry):
-- level 1, per molecule state: stop, or a (template, slot) pair; index 0 is stop and
-  ``1 + 2·t + slot`` the template ``t`` with the current molecule in ``slot`` (unimolecular: slot 0);
+- level 1, per molecule state: stop, or a (template, slot) pair (encoding in ``models.actions``);
 - level 2, for the start and bimolecular actions: a building block, scored by the dot product of a
   (state, template, slot) query with block embeddings computed from block features;
 - backward (maximum-likelihood P_B): a score per parent candidate;
@@ -15,6 +14,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch
 
+from models.actions import level1_size, start_tslot, tslot_count
 from models.encoders import BetaEncoding, BlockEncoder, GraphEncoder, mlp
 from models.featurize import ATOM_FEATURES, BOND_FEATURES
 
@@ -44,9 +44,9 @@ class SynthesisPolicy(nn.Module):
         self.graph = GraphEncoder(ATOM_FEATURES, BOND_FEATURES, hidden, layers, conv)
         self.state = mlp([2 * hidden, hidden, hidden])
         self.empty = mlp([hidden, hidden, hidden])
-        self.level1 = mlp([hidden, hidden, 1 + 2 * n_templates])
+        self.level1 = mlp([hidden, hidden, level1_size(n_templates)])
         # one embedding per (template, slot), plus one for the start action
-        self.tslot = nn.Embedding(2 * n_templates + 1, hidden)
+        self.tslot = nn.Embedding(tslot_count(n_templates), hidden)
         self.query = mlp([2 * hidden, hidden, hidden])
         self.blocks = BlockEncoder(fp_dim, desc_dim, block_hidden, hidden)
         self.backward_parent = mlp([3 * hidden, hidden, 1])
@@ -55,7 +55,7 @@ class SynthesisPolicy(nn.Module):
 
     @property
     def start_slot(self) -> int:
-        return 2 * self.n_templates
+        return start_tslot(self.n_templates)
 
     def _condition(self, depth: Tensor, beta: Tensor) -> Tensor:
         depth_1h = nn.functional.one_hot(depth.clamp(0, self.max_depth), self.max_depth + 1).float()

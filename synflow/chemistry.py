@@ -17,26 +17,17 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any
 
 import numpy as np
 from rdkit import Chem, DataStructs, rdBase
-from rdkit.Chem import AllChem
+from rdkit.Chem import rdChemReactions
+
+from reactions.index import CompatibilityIndex
+from reactions.library import BuildingBlockLibrary
+from reactions.templates import ReactionTemplate
 
 __all__ = ["RetroParent", "SynthesisChemistry"]
-
-
-class _Template(Protocol):
-    index: int
-    name: str
-    smarts: str
-    arity: int
-
-    reactant_patterns: tuple[Chem.Mol, ...]
-
-    def matches(self, mol: Chem.Mol, slot: int) -> bool: ...
-
-    def run(self, reactants: Sequence[Chem.Mol]) -> list[str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +41,12 @@ class RetroParent:
     block: int
 
 
-def _reverse_reaction(smarts: str) -> AllChem.ChemicalReaction | None:
+def _reverse_reaction(smarts: str) -> rdChemReactions.ChemicalReaction | None:
     parts = smarts.split(">")
     if len(parts) != 3:
         return None
     _quiet = rdBase.BlockLogs()  # reversed templates warn about unmapped leaving groups; expected
-    rxn = AllChem.ReactionFromSmarts(f"{parts[2]}>>{parts[0]}")
+    rxn = rdChemReactions.ReactionFromSmarts(f"{parts[2]}>>{parts[0]}")
     rxn.Initialize()
     return rxn
 
@@ -109,7 +100,7 @@ def _candidate_names(mol: Chem.Mol, n_template_atoms: int) -> list[str]:
     return out
 
 
-class _BoundedCache(dict):  # type: ignore[type-arg]
+class _BoundedCache(dict[Any, Any]):
     """A dict that forgets its oldest quarter when it grows past ``capacity``.
 
     Every cached value here is a pure function of its key (a match, a product, a retro-analysis, a
@@ -137,9 +128,9 @@ class SynthesisChemistry:
 
     def __init__(
         self,
-        library: object,
-        templates: Sequence[_Template],
-        index: object,
+        library: BuildingBlockLibrary,
+        templates: Sequence[ReactionTemplate],
+        index: CompatibilityIndex,
         max_reactions: int,
         min_reactions: int,
         cache_size: int = 200_000,
@@ -148,12 +139,12 @@ class SynthesisChemistry:
         self.templates = list(templates)
         self.max_reactions = max_reactions
         self.min_reactions = min_reactions
-        self.n_blocks = len(library.smiles)  # type: ignore[attr-defined]
+        self.n_blocks = len(library.smiles)
         self._partners: dict[tuple[int, int], np.ndarray] = {}
         self._block_slots: list[list[tuple[int, int]]] = [[] for _ in range(self.n_blocks)]
         self._index_blocks(index)
-        column = library.descriptor_names.index("heavy_atoms")  # type: ignore[attr-defined]
-        heavy_atoms = np.rint(library.descriptors[:, column]).astype(int)  # type: ignore[attr-defined]
+        column = library.descriptor_names.index("heavy_atoms")
+        heavy_atoms = np.rint(library.descriptors[:, column]).astype(int)
         self._partner_sizes = {
             key: frozenset(heavy_atoms[blocks].tolist()) for key, blocks in self._partners.items()
         }
@@ -171,7 +162,7 @@ class SynthesisChemistry:
         ]
         # exact canonical-SMILES lookup: the library's own index_of also standardises misses, which
         # costs more than the whole retro step for the many retro fragments that are not blocks
-        self._block_index = {smi: i for i, smi in enumerate(library.smiles)}  # type: ignore[attr-defined]
+        self._block_index = {smi: i for i, smi in enumerate(library.smiles)}
         self._mols: dict[str, Chem.Mol] = _BoundedCache(max(cache_size // 4, 1024))
         self._slots: dict[str, tuple[tuple[int, int], ...]] = _BoundedCache(cache_size)
         self._products: dict[tuple[int, tuple[str, ...]], str | None] = _BoundedCache(cache_size)
@@ -180,18 +171,18 @@ class SynthesisChemistry:
         self.stats = {"matches": 0, "reactions": 0, "retro": 0}
 
     # -- setup -------------------------------------------------------------------------------
-    def _index_blocks(self, index: object) -> None:
+    def _index_blocks(self, index: CompatibilityIndex) -> None:
         empty = np.zeros(0, dtype=np.int32)
         for t in self.templates:
             for s in range(t.arity):
                 other = (
                     np.asarray(index.blocks_for(t.index, 1 - s), dtype=np.int32) if t.arity == 2 else empty
-                )  # type: ignore[attr-defined]
+                )
                 self._partners[(t.index, s)] = np.sort(other)
         for b in range(self.n_blocks):
             self._block_slots[b] = [
                 (t, s)
-                for t, s in index.slots_of_block(b)  # type: ignore[attr-defined]
+                for t, s in index.slots_of_block(b)
                 if self.templates[t].arity == 1 or self._partners[(t, s)].size
             ]
 
@@ -266,7 +257,7 @@ class SynthesisChemistry:
         return self._block_index.get(smiles)
 
     def block_smiles(self, block: int) -> str:
-        return self.library.smiles[block]  # type: ignore[attr-defined]
+        return self.library.smiles[block]
 
     # -- backward ----------------------------------------------------------------------------
     def retro(self, smiles: str) -> tuple[RetroParent, ...]:
@@ -288,7 +279,7 @@ class SynthesisChemistry:
         return cached
 
     def _verify(
-        self, t: _Template, outcome: Sequence[Chem.Mol], sizes: list[int], smiles: str
+        self, t: ReactionTemplate, outcome: Sequence[Chem.Mol], sizes: list[int], smiles: str
     ) -> list[RetroParent]:
         if len(outcome) != t.arity:
             return []

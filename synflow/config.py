@@ -2,20 +2,36 @@
 
 Every section forbids unknown keys, so a typo is an error that names its field path
 (``loss.divergance: Extra inputs are not permitted``) instead of a silently ignored setting.
+Validating a RunConfig imports neither torch nor the trainer: the API validates requests with it.
+
+A top-level ``preset`` fills in the values of a recipe; keys given explicitly override it:
+
+* ``sample`` (also what no preset means): the trained sampler draws molecules exactly ∝ R — the
+  uniform backward policy over verified parents, a learned log Z, and every compatible building
+  block in the block softmax (no subsampling).
+* ``optimise``: the best sample-efficiency recipe the project knows (PMO benchmark settings): the
+  route backward policy (P_B = 1, so molecules are drawn ∝ R × number of routes), k = 64 blocks
+  subsampled per choice (approximate), β = 32, α annealed 0.75 → 1.2, reward-weighted replay, ε = 0.05.
+
+The stored config of a run is the resolved one (preset values written out), so a later change to a
+preset never changes a stored run.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from synflow.rewards import RewardConfig
 
 __all__ = [
+    "DIVERGENCE_NAMES",
+    "PRESETS",
     "ConditioningConfig",
     "ConfigError",
     "EnvironmentConfig",
@@ -24,9 +40,33 @@ __all__ = [
     "ModelConfig",
     "ReplayConfig",
     "RunConfig",
+    "SamplingConfig",
+    "ScheduleConfig",
     "TrainingConfig",
     "load_run_config",
+    "parse_run_config",
+    "parse_sampling_config",
 ]
+
+# The members of the f-TB family (``synflow.losses.divergence_names()``; a test keeps them equal).
+DivergenceName = Literal["reverse_kl", "forward_kl", "pearson", "neyman", "hellinger", "js", "tv", "alpha"]
+DIVERGENCE_NAMES: tuple[str, ...] = get_args(DivergenceName)
+PresetName = Literal["sample", "optimise"]
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "sample": {
+        "environment": {"backward_policy": "uniform", "blocks_per_template": None},
+        "loss": {"log_z": "learned"},
+    },
+    "optimise": {
+        "reward": {"beta": 32.0},
+        "loss": {"divergence": "alpha", "alpha_schedule": {"start": 0.75, "end": 1.2, "steps": 300}},
+        "environment": {"backward_policy": "route", "blocks_per_template": 64, "max_reactions": 3},
+        "model": {"hidden": 64, "layers": 2, "block_hidden": 128},
+        "replay": {"fraction": 0.25, "sampling": "reward", "capacity": 2000},
+        "training": {"batch_size": 64, "lr": 1e-3, "exploration": 0.05},
+    },
+}
 
 
 class _Section(BaseModel):
@@ -43,7 +83,7 @@ class ScheduleConfig(_Section):
 
 
 class LossConfig(_Section):
-    divergence: str = "reverse_kl"
+    divergence: DivergenceName = "reverse_kl"
     alpha: float | None = Field(None, description="α for divergence='alpha' (constant)")
     alpha_schedule: ScheduleConfig | None = Field(None, description="annealed α (divergence='alpha')")
     log_z: Literal["learned", "devgrad"] = "learned"
@@ -52,13 +92,7 @@ class LossConfig(_Section):
     backward_policy_weight: float = Field(1.0, ge=0, description="weight of −log P_B (maximum_likelihood)")
 
     @model_validator(mode="after")
-    def _check_divergence(self) -> LossConfig:
-        from synflow.losses import divergence_names
-
-        if self.divergence not in divergence_names():
-            raise ValueError(
-                f"divergence: unknown {self.divergence!r}; one of {', '.join(divergence_names())}"
-            )
+    def _check_alpha(self) -> LossConfig:
         if self.divergence == "alpha" and self.alpha is None and self.alpha_schedule is None:
             raise ValueError("divergence 'alpha' needs loss.alpha or loss.alpha_schedule")
         return self
@@ -75,7 +109,12 @@ class EnvironmentConfig(_Section):
         description="uniform (exact p ∝ R), maximum_likelihood (learned), route (P_B = 1: fastest, "
         "samples ∝ R × number of routes; see synflow/env.py)",
     )
-    blocks_per_template: int = Field(256, ge=1, description="k: blocks subsampled per template per step")
+    blocks_per_template: int | None = Field(
+        None,
+        ge=1,
+        description="None: the block softmax runs over every compatible block (exact). k: k blocks "
+        "subsampled per choice (approximate: faster on large libraries, but the optimum is no longer ∝ R)",
+    )
 
     @model_validator(mode="after")
     def _check_range(self) -> EnvironmentConfig:
@@ -119,7 +158,8 @@ class TrainingConfig(_Section):
     exploration_end: float | None = Field(None, ge=0, le=1, description="ε decays linearly to this")
     temperature: float = Field(1.0, gt=0, description="sampling temperature (logits divided by it)")
     ema: float | None = Field(None, ge=0, lt=1, description="decay of the EMA sampling model")
-    checkpoint_every: int = Field(500, ge=1)
+    checkpoint_every: int = Field(500, ge=1, description="a checkpoint every N steps ...")
+    checkpoint_seconds: float = Field(60.0, gt=0, description="... or every T seconds, whichever comes first")
     log_every: int = Field(10, ge=1)
 
 
@@ -129,42 +169,87 @@ class MetricsConfig(_Section):
 
 
 class RunConfig(_Section):
+    preset: PresetName = Field(
+        "sample",
+        description="sample: exact sampling ∝ R; optimise: the best known sample-efficiency recipe. "
+        "Explicit keys override the preset's values",
+    )
     name: str = "run"
     reward: RewardConfig
-    loss: LossConfig = LossConfig()
-    environment: EnvironmentConfig = EnvironmentConfig()
-    conditioning: ConditioningConfig = ConditioningConfig()
-    model: ModelConfig = ModelConfig()
-    replay: ReplayConfig = ReplayConfig()
-    training: TrainingConfig = TrainingConfig()
-    metrics: MetricsConfig = MetricsConfig()
+    loss: LossConfig = Field(default_factory=LossConfig)
+    environment: EnvironmentConfig = Field(default_factory=EnvironmentConfig)
+    conditioning: ConditioningConfig = Field(default_factory=ConditioningConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    replay: ReplayConfig = Field(default_factory=ReplayConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        preset = data.get("preset", "sample")
+        if preset not in PRESETS:
+            return data  # the field's own validation names the allowed values
+        return _merged(PRESETS[preset], data)
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)
 
 
+class SamplingConfig(_Section):
+    """A sampling job: draw ``count`` molecules from a trained run's final checkpoint."""
+
+    count: int = Field(100, ge=1, le=100_000, description="molecules to draw")
+    temperature: float = Field(1.0, gt=0, description="1 samples the trained distribution")
+
+
+def _merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override`` on top of ``base``, recursively for sections present in both."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
 class ConfigError(ValueError):
-    """A RunConfig that does not validate; the message names each failing field path."""
+    """A config that does not validate; ``errors`` holds (field path, message) pairs and the message
+    names every failing field path (``training.steps: Input should be ...``)."""
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{field}: {message}" for field, message in errors))
+        self.errors = errors
+
+    @classmethod
+    def from_validation(cls, error: ValidationError, prefix: str = "") -> ConfigError:
+        return cls([(prefix + (".".join(str(p) for p in item["loc"]) or "(root)"), item["msg"])
+                    for item in error.errors()])
 
 
-def _format_errors(error: ValidationError) -> str:
-    lines = []
-    for item in error.errors():
-        path = ".".join(str(p) for p in item["loc"]) or "(root)"
-        lines.append(f"{path}: {item['msg']}")
-    return "; ".join(lines)
-
-
-def parse_run_config(data: dict[str, Any]) -> RunConfig:
+def parse_run_config(data: Any) -> RunConfig:
     try:
         return RunConfig.model_validate(data)
     except ValidationError as error:
-        raise ConfigError(_format_errors(error)) from None
+        raise ConfigError.from_validation(error) from None
 
 
-def load_run_config(path: str | Path) -> RunConfig:
-    """Read a RunConfig from ``.toml`` or ``.json``."""
+def parse_sampling_config(data: Any) -> SamplingConfig:
+    try:
+        return SamplingConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError.from_validation(error) from None
+
+
+def load_run_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Read a RunConfig from ``.toml`` or ``.json``; ``overrides`` are merged on top (e.g. steps)."""
     path = Path(path)
     text = path.read_text()
-    data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-    return parse_run_config(data)
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as error:
+        raise ConfigError([("(file)", f"{path}: {error}")]) from None
+    return parse_run_config(_merged(data, overrides or {}))

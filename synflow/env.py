@@ -13,7 +13,7 @@ give back this very step) ends the trajectory in an *invalid* terminal, which ge
 Backward actions mirror them: un-stop to a depth at which the molecule is reachable, un-react to a
 verified, reachable parent, un-start to the empty state.
 
-The level-1 decision index of an action is 0 for stop and ``1 + 2·template + slot`` otherwise.
+The level-1 decision index of an action is ``models.actions``' encoding.
 
 Backward policies (``environment.backward_policy``): ``uniform`` (the default) is uniform over the
 verified, reachable parents, so it is a fixed P_B whose support is exactly the forward DAG: the f-TB
@@ -35,6 +35,7 @@ from typing import Literal
 
 import numpy as np
 
+from models.actions import STOP, decode_level1, level1_index, tslot_index
 from synflow.chemistry import RetroParent, SynthesisChemistry
 
 __all__ = ["Action", "State", "SynthesisEnv"]
@@ -66,10 +67,15 @@ class Action:
     def level1(self) -> int:
         """The level-1 decision index (stop = 0); -1 for ``start`` (which has no level-1 choice)."""
         if self.kind == "stop":
-            return 0
+            return STOP
         if self.kind == "start":
             return -1
-        return 1 + 2 * self.template + self.slot
+        return level1_index(self.template, self.slot)
+
+    @property
+    def tslot(self) -> int:
+        """The (template, slot) row of a bimolecular action's block query."""
+        return tslot_index(self.template, self.slot)
 
 
 class SynthesisEnv:
@@ -87,14 +93,16 @@ class SynthesisEnv:
         """Legal level-1 indices of a molecule state (empty list: a dead end)."""
         choices = [0] if state.depth >= self.min_reactions else []
         if state.depth < self.max_reactions:
+            assert state.smiles is not None, "the empty state has no level-1 choice"
             slots = self.chem.template_slots(state.smiles, block if state.depth == 0 else None)
-            choices += [1 + 2 * t + s for t, s in slots]
+            choices += [level1_index(t, s) for t, s in slots]
         return choices
 
     def decode_level1(self, index: int) -> Action:
-        if index == 0:
+        decoded = decode_level1(index)
+        if decoded is None:
             return Action("stop")
-        t, s = divmod(index - 1, 2)
+        t, s = decoded
         kind: ActionKind = "uni" if self.chem.templates[t].arity == 1 else "bi"
         return Action(kind, template=t, slot=s)
 
@@ -163,4 +171,4 @@ class SynthesisEnv:
 
     def _block_json(self, block: int) -> dict:
         lib = self.chem.library
-        return {"smiles": lib.smiles[block], "id": lib.ids[block]}  # type: ignore[attr-defined]
+        return {"smiles": lib.smiles[block], "id": lib.ids[block]}

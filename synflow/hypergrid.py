@@ -133,6 +133,8 @@ class Hypergrid:
 
 
 class HypergridPolicy(nn.Module):
+    offsets: Tensor  # a buffer, declared for the type checker
+    hidden_layers: nn.ModuleList  # of nn.Linear
     """An MLP over the coordinates: forward logits (D increments + stop), optionally backward ones.
 
     The first layer of a one-hot (or thermometer) MLP is a sum of weight rows, so it is computed as
@@ -160,6 +162,9 @@ class HypergridPolicy(nn.Module):
         self.head = nn.Linear(hidden, dim + 1 + (dim if learn_backward else 0))
         self.register_buffer("offsets", torch.arange(dim) * side, persistent=False)
 
+    def _linears(self) -> list[nn.Linear]:
+        return [layer for layer in self.hidden_layers if isinstance(layer, nn.Linear)]
+
     def _input_table(self) -> Tensor:
         if self.encoding == "onehot":
             return self.input_weight
@@ -170,7 +175,7 @@ class HypergridPolicy(nn.Module):
     def forward(self, states: Tensor) -> Tensor:
         """Raw logits [N, D+1] (forward), or [N, 2D+1] with the backward logits last."""
         h = F.embedding_bag(states + self.offsets, self._input_table(), mode="sum") + self.input_bias
-        for layer in self.hidden_layers:
+        for layer in self._linears():
             h = F.linear(torch.relu(h), layer.weight, layer.bias)
         return F.linear(torch.relu(h), self.head.weight, self.head.bias)
 
@@ -184,7 +189,7 @@ class HypergridPolicy(nn.Module):
         with torch.no_grad():
             table = self._input_table().detach().clone()
             table[: self.side] += self.input_bias
-            hidden = [(layer.weight.detach(), layer.bias.detach()) for layer in self.hidden_layers]
+            hidden = [(layer.weight.detach(), layer.bias.detach()) for layer in self._linears()]
             w_out = self.head.weight.detach()[: self.dim + 1]
             b_out = self.head.bias.detach()[: self.dim + 1]
         offsets = self.offsets

@@ -48,7 +48,8 @@ DEFAULT_MAX_EXPONENT = 30.0
 class Divergence(Protocol):
     """One member of the f-TB family: its generator, its loss on Δ and its DevGrad batch shift."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def f(self, u: Tensor) -> Tensor:
         """The convex generator f(u), f(1) = 0, f''(1) = 1."""

@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 
 from models.policy import SynthesisPolicy
+from synflow.env import State
 from synflow.policy_runner import BlockRequest, PolicyRunner, segment_log_softmax
 from synflow.trajectory import Trajectory
 
@@ -35,14 +36,12 @@ def forward_log_probs(runner: PolicyRunner, model: SynthesisPolicy, trajs: list[
         offset = 0
         for i in block_rows:
             step = steps[i][1]
-            tslot = (
-                model.start_slot
-                if step.action.kind == "start"
-                else 2 * step.action.template + step.action.slot
-            )
-            requests.append(BlockRequest(i, tslot, step.candidates, step.n_total))
-            picks.append(offset + int(np.searchsorted(step.candidates, step.action.block)))
-            offset += len(step.candidates)
+            offered = step.candidates
+            assert offered is not None
+            tslot = model.start_slot if step.action.kind == "start" else step.action.tslot
+            requests.append(BlockRequest(i, tslot, offered, step.n_total))
+            picks.append(offset + int(np.searchsorted(offered, step.action.block)))
+            offset += len(offered)
         lp, _ = runner.block_log_probs(model, z, requests)
         chosen = lp[torch.tensor(picks, device=device)]
         per_step = per_step.index_add(0, torch.tensor(block_rows, device=device), chosen)
@@ -55,7 +54,12 @@ def backward_log_probs(runner: PolicyRunner, model: SynthesisPolicy, trajs: list
     choices = [(b, c) for b, t in enumerate(trajs) for c in t.backward]
     if not choices:
         return torch.zeros(len(trajs), device=device)
-    option_states, option_beta, segment, tslots, blocks, child_rows = [], [], [], [], [], []
+    option_states: list[State] = []
+    option_beta: list[float] = []
+    segment: list[int] = []
+    tslots: list[int] = []
+    blocks: list[int] = []
+    child_rows: list[int] = []
     children = [c.child for _, c in choices]
     z_child = runner.embed(model, children, torch.tensor([trajs[b].beta for b, _ in choices], device=device))
     stop_pos: list[int] = []
@@ -69,7 +73,7 @@ def backward_log_probs(runner: PolicyRunner, model: SynthesisPolicy, trajs: list
             else:
                 react_pos.append(len(segment))
                 child_rows.append(k)
-                tslots.append(2 * action.template + action.slot)
+                tslots.append(action.tslot)
                 blocks.append(action.block)
             segment.append(k)
     scores = torch.zeros(len(segment), device=device)

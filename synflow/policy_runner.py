@@ -91,7 +91,9 @@ class PolicyRunner:
         lengths = [len(r.candidates) for r in requests]
         segment = torch.as_tensor(np.repeat(np.arange(len(requests)), lengths), device=self.device)
         cols_t = torch.as_tensor(cols, device=self.device)
-        scores = (queries[segment] * emb[cols_t]).sum(-1) / math.sqrt(queries.shape[-1]) / temperature
+        # One [requests, unique blocks] product, then a gather: with every compatible block offered
+        # (thousands per request) a per-pair product would hold requests × candidates × hidden floats.
+        scores = (queries @ emb.T)[segment, cols_t] / math.sqrt(queries.shape[-1]) / temperature
         correction = torch.tensor(
             [math.log(r.n_total / len(r.candidates)) for r in requests], device=self.device
         )

@@ -23,7 +23,7 @@ __all__ = ["SamplerSettings", "TrajectorySampler"]
 
 @dataclass(frozen=True)
 class SamplerSettings:
-    blocks_per_template: int = 128
+    blocks_per_template: int | None = None  # None: every compatible block (exact); k: a subsample
     temperature: float = 1.0
     exploration: float = 0.0
 
@@ -46,8 +46,8 @@ class TrajectorySampler:
         self.rng = rng
         self.timers = {"chemistry": 0.0, "network": 0.0}
 
-    def subsample(self, candidates: np.ndarray, k: int) -> np.ndarray:
-        if candidates.size <= k:
+    def subsample(self, candidates: np.ndarray, k: int | None) -> np.ndarray:
+        if k is None or candidates.size <= k:
             return candidates
         return np.sort(self.rng.choice(candidates, size=k, replace=False))
 
@@ -81,13 +81,9 @@ class TrajectorySampler:
         for i, walk in enumerate(active):
             if walk.state.is_empty:
                 cands = self.env.chem.start_blocks
-                step = Step(
-                    walk.state,
-                    Action("start"),
-                    n_total=int(cands.size),
-                    candidates=self.subsample(cands, settings.blocks_per_template),
-                )
-                requests.append((BlockRequest(i, model.start_slot, step.candidates, step.n_total), step))
+                offered = self.subsample(cands, settings.blocks_per_template)
+                step = Step(walk.state, Action("start"), n_total=int(cands.size), candidates=offered)
+                requests.append((BlockRequest(i, model.start_slot, offered, step.n_total), step))
                 pending.append((walk, step))
                 continue
             tc = time.perf_counter()  # pattern matching is chemistry, not network time
@@ -108,8 +104,7 @@ class TrajectorySampler:
                     cands = self.env.block_candidates(walk.state, action)
                     step.candidates = self.subsample(cands, settings.blocks_per_template)
                     step.n_total = int(cands.size)
-                    tslot = 2 * action.template + action.slot
-                    requests.append((BlockRequest(i, tslot, step.candidates, step.n_total), step))
+                    requests.append((BlockRequest(i, action.tslot, step.candidates, step.n_total), step))
                 pending.append((walk, step))
         if requests:
             self._pick_blocks(model, z, requests, settings)

@@ -1,19 +1,20 @@
 """The SynFlowNet trainer: sample → score → f-TB loss on on-policy and replayed trajectories → step.
 
-``Trainer(config)`` builds everything from a ``RunConfig``; ``run()`` trains to ``training.steps``,
-telling callbacks about new molecules and metrics and writing atomic checkpoints that hold the
-model, EMA model, optimiser, scheduler, replay buffer, metrics, every RNG state and the step, so a
-resumed run continues exactly where the interrupted one would have.
+``Trainer(config, callbacks)`` builds everything from a ``RunConfig``; ``run()`` trains until
+``training.steps``, until ``reward.budget`` unique molecules have been scored, or until a callback's
+``should_stop()``, and says which in its ``TrainingOutcome``. Callbacks hear about scored molecules,
+metrics, progress and checkpoints (``synflow.callbacks``). Checkpoints are written every
+``checkpoint_every`` steps or ``checkpoint_seconds`` seconds, whichever comes first, and at the end;
+they hold the model, EMA model, optimiser, scheduler, replay buffer, metrics, reward cache, every RNG
+state and the step, so a resumed run continues exactly where the interrupted one would have.
 """
 
 from __future__ import annotations
 
 import copy
-import math
-import os
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,15 @@ import torch
 
 from models.featurize import BlockFeatures, MolFeaturizer
 from models.policy import SynthesisPolicy
-from synflow.callbacks import MoleculeRecord, TrainerCallback
+from reactions.index import build_compatibility_index
+from reactions.library import default_library, load_building_blocks
+from reactions.templates import default_template_set, load_template_set
+from synflow.callbacks import SampledMolecule, StopReason, TrainerCallback, TrainingOutcome
+from synflow.checkpoint import CHECKPOINT_NAME, read_checkpoint, write_checkpoint
 from synflow.chemistry import SynthesisChemistry
-from synflow.config import EnvironmentConfig, RunConfig
+from synflow.config import EnvironmentConfig, RunConfig, SamplingConfig, parse_run_config
 from synflow.env import SynthesisEnv
-from synflow.losses import AlphaSchedule, Divergence, divergence, ftb_loss
+from synflow.losses import ftb_loss
 from synflow.metrics import MetricsTracker
 from synflow.objective import backward_log_probs, forward_log_probs
 from synflow.policy_runner import PolicyRunner
@@ -34,44 +39,18 @@ from synflow.replay import ReplayBuffer
 from synflow.rewards import Reward, build_reward, log_reward
 from synflow.runtime import resolve_device
 from synflow.sampler import SamplerSettings, TrajectorySampler
+from synflow.schedules import beta_range, divergence_at, exploration_at, lr_factor, sample_betas
 from synflow.trajectory import Trajectory
 
-__all__ = ["CheckpointWriteError", "Trainer", "load_chemistry"]
+__all__ = ["Trainer", "load_chemistry"]
 
 
 def load_chemistry(env: EnvironmentConfig) -> SynthesisChemistry:
     """Library, templates and compatibility index named by the config (bundled defaults if unset)."""
-    from reactions.index import build_compatibility_index
-    from reactions.library import default_library, load_building_blocks
-    from reactions.templates import default_template_set, load_template_set
-
     library = load_building_blocks(env.building_blocks) if env.building_blocks else default_library()
     templates = load_template_set(env.templates) if env.templates else default_template_set()
     index = build_compatibility_index(library, templates, cache_dir=env.cache_dir)
     return SynthesisChemistry(library, templates, index, env.max_reactions, env.min_reactions)
-
-
-class CheckpointWriteError(OSError):
-    """A checkpoint could not be written (disk full, I/O error); the previous one is intact."""
-
-    def __init__(self, path: Path, step: int, cause: OSError) -> None:
-        reason = cause.strerror or str(cause)
-        super().__init__(cause.errno, f"checkpoint at step {step} not written to {path}: {reason}")
-        self.path, self.step = path, step
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename durable (POSIX); a no-op where folders cannot be opened (Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 class Trainer:
@@ -91,10 +70,13 @@ class Trainer:
         self.chem = chemistry or load_chemistry(config.environment)
         self.env = SynthesisEnv(self.chem, verify_retro=config.environment.backward_policy != "route")
         self.reward = reward or build_reward(config.reward)
+        self.beta_range = beta_range(config.conditioning, config.reward.beta)
         self.model = self._build_model().to(self.device)
         self.sampling_model = copy.deepcopy(self.model) if config.training.ema is not None else self.model
         self.optimizer = self._build_optimizer()
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: lr_factor(config.training, step)
+        )
         self.runner = PolicyRunner(MolFeaturizer(), self.block_features, self.device)
         self.sampler = TrajectorySampler(self.env, self.runner, self.rng)
         self.replay = ReplayBuffer(config.replay.capacity, config.replay.sampling)
@@ -110,14 +92,9 @@ class Trainer:
         torch.manual_seed(seed)
         self.rng = np.random.default_rng(seed)
 
-    @property
-    def beta_range(self) -> tuple[float, float]:
-        fixed = self.config.reward.beta
-        return tuple(self.config.conditioning.beta_range or (fixed, fixed))  # type: ignore[return-value]
-
     def _build_model(self) -> SynthesisPolicy:
         lib = self.chem.library
-        self.block_features = BlockFeatures(lib.fingerprints, lib.n_bits, lib.descriptors)  # type: ignore[attr-defined]
+        self.block_features = BlockFeatures(lib.fingerprints, lib.n_bits, lib.descriptors)
         m = self.config.model
         model = SynthesisPolicy(
             n_templates=len(self.chem.templates),
@@ -144,40 +121,6 @@ class Trainer:
             weight_decay=t.weight_decay,
         )
 
-    def _lr_factor(self, step: int) -> float:
-        t = self.config.training
-        if t.warmup_steps and step < t.warmup_steps:
-            return (step + 1) / t.warmup_steps
-        frac = min(1.0, step / max(1, t.steps))
-        if t.lr_schedule == "cosine":
-            return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac))
-        if t.lr_schedule == "linear":
-            return 1.0 - 0.9 * frac
-        return 1.0
-
-    # -- schedules ---------------------------------------------------------------------------
-    def divergence_at(self, step: int) -> Divergence:
-        loss = self.config.loss
-        if loss.divergence != "alpha":
-            return divergence(loss.divergence)
-        if loss.alpha_schedule is not None:
-            s = loss.alpha_schedule
-            return divergence("alpha", alpha=AlphaSchedule(s.start, s.end, s.steps, s.kind)(step))
-        return divergence("alpha", alpha=float(loss.alpha))  # type: ignore[arg-type]
-
-    def exploration_at(self, step: int) -> float:
-        t = self.config.training
-        if t.exploration_end is None:
-            return t.exploration
-        frac = min(1.0, step / max(1, t.steps))
-        return t.exploration + (t.exploration_end - t.exploration) * frac
-
-    def sample_betas(self, n: int) -> list[float]:
-        lo, hi = self.beta_range
-        if lo == hi:
-            return [lo] * n
-        return [float(b) for b in self.rng.uniform(lo, hi, size=n)]
-
     # -- sampling and scoring ----------------------------------------------------------------
     def sample(
         self, n: int, temperature: float = 1.0, exploration: float = 0.0, betas: list[float] | None = None
@@ -186,19 +129,23 @@ class Trainer:
         settings = SamplerSettings(self.config.environment.blocks_per_template, temperature, exploration)
         self.sampling_model.eval()
         before = dict(self.sampler.timers)
-        trajs = self.sampler.sample(self.sampling_model, betas or self.sample_betas(n), settings)
+        trajs = self.sampler.sample(
+            self.sampling_model, betas or sample_betas(self.beta_range, n, self.rng), settings
+        )
         for k in ("chemistry", "network"):
             self.timers[k] += self.sampler.timers[k] - before[k]
         self.score(trajs)
         return trajs
 
     def score(self, trajs: list[Trajectory]) -> None:
+        """Reward every valid molecule; one the budget left unscored gets ``scored = False``."""
         t0 = time.perf_counter()
         valid = [t for t in trajs if t.valid]
         floor = self.config.reward.log_reward_floor
-        batch = self.reward.score([t.smiles for t in valid]) if valid else None
+        batch = self.reward.score([t.smiles for t in valid if t.smiles is not None]) if valid else None
         for i, t in enumerate(valid):
             assert batch is not None
+            t.scored = bool(batch.scored[i])
             t.reward = float(batch.reward[i])
             t.scores = {k: float(v[i]) for k, v in batch.scores.items()}
             t.reward_error = batch.errors[i] if batch.errors else None
@@ -208,39 +155,56 @@ class Trainer:
                 t.log_reward = floor
         self.timers["reward"] += time.perf_counter() - t0
 
-    def _record(self, trajs: list[Trajectory]) -> tuple[list[MoleculeRecord], list[MoleculeRecord]]:
-        """(new molecules, every valid sample) of the sampled trajectories, in sampling order."""
+    def _record(
+        self, trajs: list[Trajectory], step: int
+    ) -> tuple[list[SampledMolecule], list[SampledMolecule]]:
+        """(new molecules, every valid sample) of scored trajectories, in sampling order."""
         new, samples = [], []
         for t in trajs:
             first = self.metrics.update(t.smiles, t.reward, t.n_reactions)
             if t.smiles is None:
                 continue
-            record = MoleculeRecord(
-                t.smiles, t.reward, t.scores, {"steps": t.route}, self.step, t.log_reward, t.beta,
-                t.reward_error,
+            record = SampledMolecule(
+                smiles=t.smiles,
+                reward=t.reward,
+                step=step,
+                scores=t.scores,
+                route={"steps": t.route},
+                log_reward=t.log_reward,
+                beta=t.beta,
+                error=t.reward_error,
             )
             samples.append(record)
             if first:
                 new.append(record)
         return new, samples
 
+    def _report(self, new: list[SampledMolecule], samples: list[SampledMolecule]) -> None:
+        for cb in self.callbacks:
+            if new:
+                cb.on_molecules(new)
+            if samples:
+                cb.on_samples(samples)
+
     # -- training ----------------------------------------------------------------------------
     def train_step(self) -> dict[str, float]:
+        """Sample, score and train on one batch. Molecules the budget left unscored are neither
+        recorded nor trained on (the last batch of a budgeted run may be partial)."""
         cfg = self.config
         b = cfg.training.batch_size
         use_replay = len(self.replay) >= max(1, cfg.replay.warmup) and cfg.replay.fraction > 0
         n_replay = round(cfg.replay.fraction * b) if use_replay else 0
-        online = self.sample(b - n_replay, cfg.training.temperature, self.exploration_at(self.step))
-        records, samples = self._record(online)
+        drawn = self.sample(b - n_replay, cfg.training.temperature, exploration_at(cfg.training, self.step))
+        online = [t for t in drawn if t.scored]
+        new, samples = self._record(online, self.step)
         replayed = self.replay.sample(n_replay, self.rng)
         self.replay.add(online)
-        info = self.optimise(online + replayed)
+        batch = online + replayed
+        info = self.optimise(batch) if batch else {}
+        info["unscored"] = float(len(drawn) - len(online))
+        info["oracle_calls"] = float(self.reward.oracle_calls)
         self.step += 1
-        for cb in self.callbacks:
-            if records:
-                cb.on_molecules(records)
-            if samples:
-                cb.on_samples(samples)
+        self._report(new, samples)
         return info
 
     def optimise(self, batch: list[Trajectory]) -> dict[str, float]:
@@ -275,7 +239,12 @@ class Trainer:
             backward_loss = -learned.mean()
         log_z = self.model.log_z(beta) if self.config.loss.log_z == "learned" else None
         out = ftb_loss(
-            log_pf, log_pb, log_r, self.divergence_at(self.step), log_z=log_z, temper=self.config.loss.temper
+            log_pf,
+            log_pb,
+            log_r,
+            divergence_at(self.config.loss, self.step),
+            log_z=log_z,
+            temper=self.config.loss.temper,
         )
         loss = out.loss + self.config.loss.backward_policy_weight * backward_loss
         info = {
@@ -283,7 +252,7 @@ class Trainer:
             "log_z": float(out.log_z),
             "delta_abs": float(out.delta.detach().abs().mean()),
             "backward_loss": float(backward_loss.detach()),
-            "lr": self.scheduler.get_last_lr()[0],
+            "lr": float(self.scheduler.get_last_lr()[0]),
         }
         return loss, info
 
@@ -297,30 +266,78 @@ class Trainer:
             for b_ema, b in zip(self.sampling_model.buffers(), self.model.buffers(), strict=True):
                 b_ema.copy_(b)
 
-    def run(
-        self, steps: int | None = None, on_step: Callable[[int, dict[str, float]], None] | None = None
-    ) -> dict[str, float]:
-        """Train until ``steps`` (default ``training.steps``); returns the final metrics."""
+    def _stop_requested(self) -> bool:
+        return any(cb.should_stop() for cb in self.callbacks)
+
+    def run(self, steps: int | None = None) -> TrainingOutcome:
+        """Train until ``steps`` (default ``training.steps``), the oracle budget is spent, or a
+        callback asks to stop; returns why, at which step, and the final metrics."""
         total = self.config.training.steps if steps is None else steps
         t = self.config.training
+        last_checkpoint = time.monotonic()
+        reason: StopReason = "completed"
+        info: dict[str, float] = {}
+        for cb in self.callbacks:
+            cb.on_step(self.step, total, info)
         while self.step < total:
+            if self.reward.exhausted:
+                reason = "budget_spent"
+                break
+            if self._stop_requested():
+                return TrainingOutcome("stopped", self.step, self.metrics.summary())
             info = self.train_step()
-            if self.step % t.log_every == 0 or self.step == total:
-                summary = {**info, **self.metrics.summary(diversity=self.step == total)}
-                for cb in self.callbacks:
-                    cb.on_metrics(self.step, summary)
-            if on_step is not None:
-                on_step(self.step, info)
-            if self.checkpoint_dir and (self.step % t.checkpoint_every == 0 or self.step == total):
+            spent = self.reward.exhausted
+            last = self.step == total or spent
+            if self.step % t.log_every == 0 or last:
+                self._emit_metrics({**info, **self.metrics.summary(diversity=last)})
+            for cb in self.callbacks:
+                cb.on_step(self.step, total, info)
+            due = (
+                self.step % t.checkpoint_every == 0
+                or time.monotonic() - last_checkpoint >= t.checkpoint_seconds
+            )
+            if self.checkpoint_dir and (due or last):
+                if (
+                    self._stop_requested()
+                ):  # e.g. the lease moved to another worker: never overwrite its files
+                    return TrainingOutcome("stopped", self.step, self.metrics.summary())
                 self._checkpoint()
-        return self.metrics.summary()
+                last_checkpoint = time.monotonic()
+            if spent:
+                reason = "budget_spent"
+                break
+        return TrainingOutcome(reason, self.step, self.metrics.summary())
+
+    def _emit_metrics(self, summary: dict[str, float]) -> None:
+        for cb in self.callbacks:
+            cb.on_metrics(self.step, summary)
 
     def _checkpoint(self) -> None:
         assert self.checkpoint_dir is not None
-        path = self.checkpoint_dir / "last.pt"
+        path = self.checkpoint_dir / CHECKPOINT_NAME
         self.save_checkpoint(path)
         for cb in self.callbacks:
             cb.on_checkpoint(self.step, path)
+
+    # -- sampling a trained model ------------------------------------------------------------
+    def draw(self, sampling: SamplingConfig) -> TrainingOutcome:
+        """Draw ``sampling.count`` molecules in batches of ``training.batch_size``, reporting each
+        batch's scored molecules (``on_samples``, step = batch number) and progress to the callbacks."""
+        batch_size = self.config.training.batch_size
+        batches = -(-sampling.count // batch_size)
+        drawn = 0
+        for number in range(1, batches + 1):
+            if self._stop_requested():
+                return TrainingOutcome("stopped", number - 1, {})
+            if self.reward.exhausted:
+                return TrainingOutcome("budget_spent", number - 1, {})
+            n = min(batch_size, sampling.count - drawn)
+            trajs = [t for t in self.sample(n, sampling.temperature) if t.valid and t.scored]
+            drawn += n
+            self._report(*self._record(trajs, number))
+            for cb in self.callbacks:
+                cb.on_step(number, batches, {"drawn": float(drawn)})
+        return TrainingOutcome("completed", batches, {})
 
     # -- checkpoints -------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -333,6 +350,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "replay": self.replay.state_dict(),
             "metrics": self.metrics.state_dict(),
+            "reward": self.reward.state_dict(),
             "rng": {
                 "python": random.getstate(),
                 "numpy": np.random.get_state(),
@@ -347,37 +365,28 @@ class Trainer:
         }
 
     def save_checkpoint(self, path: str | Path) -> None:
-        """Write atomically: a temporary file in the same folder, fsync, ``os.replace``, fsync the folder.
-
-        A crash or a full disk at any point leaves the previous checkpoint whole; a failed write
-        removes its temporary file and raises ``CheckpointWriteError`` naming the path.
-        """
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "wb") as handle:
-                torch.save(self.state_dict(), handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except OSError as error:
-            tmp.unlink(missing_ok=True)
-            raise CheckpointWriteError(path, self.step, error) from error
-        _fsync_dir(path.parent)
+        """Write atomically (``synflow.checkpoint``); raises ``CheckpointWriteError`` naming the path."""
+        write_checkpoint(self.state_dict(), path, self.step)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, **kwargs: Any) -> Trainer:
         """A trainer rebuilt from the config stored in a checkpoint, with its state loaded."""
-        from synflow.config import parse_run_config
-
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = read_checkpoint(path)
         trainer = cls(parse_run_config(state["config"]), **kwargs)
-        trainer.load_checkpoint(path)
+        trainer.load_state(state)
         return trainer
 
+    def resume(self) -> bool:
+        """Load ``checkpoint_dir/last.pt`` when there is one; True when it was loaded."""
+        if self.checkpoint_dir is None or not (self.checkpoint_dir / CHECKPOINT_NAME).exists():
+            return False
+        self.load_checkpoint(self.checkpoint_dir / CHECKPOINT_NAME)
+        return True
+
     def load_checkpoint(self, path: str | Path) -> None:
-        state = torch.load(path, map_location=self.device, weights_only=False)
+        self.load_state(read_checkpoint(path, self.device))
+
+    def load_state(self, state: dict[str, Any]) -> None:
         self.step = state["step"]
         self.model.load_state_dict(state["model"])
         self.sampling_model.load_state_dict(state["sampling_model"])
@@ -385,6 +394,8 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.replay.load_state_dict(state["replay"])
         self.metrics.load_state_dict(state["metrics"])
+        if "reward" in state:
+            self.reward.load_state_dict(state["reward"])
         self.trajectories_trained = state.get("trajectories_trained", 0)
         threads = state.get("torch_threads")
         if threads and self.device.type == "cpu" and threads != torch.get_num_threads():

@@ -43,6 +43,7 @@ class Trajectory:
     reward: float = 0.0
     scores: dict[str, float] = field(default_factory=dict)
     reward_error: str | None = None  # a reward plugin failed on this molecule (reward 0, log R floor)
+    scored: bool = True  # False: the oracle budget ran out before this molecule was scored
 
     @property
     def n_reactions(self) -> int:

@@ -10,7 +10,7 @@ import torch
 from rdkit import Chem
 from rdkit.Chem import QED, AllChem
 
-from synflow.callbacks import MoleculeRecord, TrainerCallback
+from synflow.callbacks import SampledMolecule, TrainerCallback
 from synflow.config import ConfigError, parse_run_config
 from synflow.env import SynthesisEnv
 from synflow.exact import backward_mass, enumerate_trajectories, exact_distribution
@@ -20,10 +20,10 @@ from tests.synflow.tiny_setting import tiny_chemistry, tiny_config
 
 class Collect(TrainerCallback):
     def __init__(self) -> None:
-        self.records: list[MoleculeRecord] = []
+        self.records: list[SampledMolecule] = []
         self.metrics: list[dict[str, float]] = []
 
-    def on_molecules(self, records: list[MoleculeRecord]) -> None:
+    def on_molecules(self, records: list[SampledMolecule]) -> None:
         self.records += records
 
     def on_metrics(self, step: int, metrics: dict[str, float]) -> None:
@@ -236,9 +236,9 @@ def test_callbacks_get_new_molecules_once_and_every_sample(chemistry) -> None:
     class Samples(Collect):
         def __init__(self) -> None:
             super().__init__()
-            self.samples: list[MoleculeRecord] = []
+            self.samples: list[SampledMolecule] = []
 
-        def on_samples(self, records: list[MoleculeRecord]) -> None:
+        def on_samples(self, records: list[SampledMolecule]) -> None:
             self.samples += records
 
     seen = Samples()
