@@ -32,8 +32,9 @@ from schemathesis import GenerationMode
 from app.core.db import Database
 from app.core.migrate import upgrade
 from app.core.models import Molecule, Run
-from app.runs.store import MoleculeRecord, write_molecules
+from app.runs.store import write_molecules
 from devsupport.postgres import PostgresUnavailable, ThrowawayPostgres, free_port
+from synflow.callbacks import SampledMolecule
 
 TOKEN = "fuzz-token"
 SMILES = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "CCN(CC)CC", "c1ccncc1", "Clc1ccccc1"]
@@ -48,7 +49,7 @@ def seed(url: str, molecules: int = 40) -> tuple[str, list[int]]:
         session.flush()
         run_id = run.id
     records = [
-        MoleculeRecord(
+        SampledMolecule(
             SMILES[i % 6] + "C" * (i // 6),
             reward=(i * 7 % 10) / 10,
             step=i,

@@ -226,7 +226,8 @@ def seed_database(url: str, molecules: int) -> tuple[str, list[int]]:
 
     from app.core.db import Database
     from app.core.models import Molecule, Run
-    from app.runs.store import MoleculeRecord, write_molecules
+    from app.runs.store import write_molecules
+    from synflow.callbacks import SampledMolecule
 
     db = Database(url)
     with db.session() as session:
@@ -242,7 +243,7 @@ def seed_database(url: str, molecules: int) -> tuple[str, list[int]]:
     rng = random.Random(0)
     for start in range(0, molecules, 1000):
         records = [
-            MoleculeRecord(
+            SampledMolecule(
                 drug_like(i),
                 reward=rng.random(),
                 step=i,

@@ -29,8 +29,9 @@ from app.core.migrate import upgrade
 from app.core.models import Run
 from app.core.settings import Settings
 from app.main import create_app
-from app.runs.store import MoleculeRecord, write_molecules
+from app.runs.store import write_molecules
 from devsupport.postgres import ThrowawayPostgres
+from synflow.callbacks import SampledMolecule
 
 ZINC = Path(__file__).resolve().parents[2] / "shared" / "data" / "molecules" / "zinc250k.csv.gz"
 BATCH = 10_000
@@ -44,17 +45,17 @@ def zinc_smiles(path: Path) -> list[str]:
         return [row[column].strip() for row in reader if row]
 
 
-def molecules(smiles: list[str], n: int, seed: int = 0) -> Iterator[MoleculeRecord]:
+def molecules(smiles: list[str], n: int, seed: int = 0) -> Iterator[SampledMolecule]:
     """Unique strings: each ZINC SMILES, then with 1, 2, ... methyl carbons prefixed."""
     rng = random.Random(seed)
     for i in range(n):
         base = smiles[i % len(smiles)]
         text = "C" * (i // len(smiles)) + base
         route = {"steps": [{"action": "start", "product": text}]}
-        yield MoleculeRecord(text, rng.random(), i // 1000, {"qed": rng.random(), "sa": rng.random()}, route)
+        yield SampledMolecule(text, rng.random(), i // 1000, {"qed": rng.random(), "sa": rng.random()}, route)
 
 
-def fill(db: Database, run_id: str, records: Iterator[MoleculeRecord]) -> tuple[int, float, float]:
+def fill(db: Database, run_id: str, records: Iterator[SampledMolecule]) -> tuple[int, float, float]:
     """Rows written, wall seconds, and this process's CPU seconds."""
     count, start, cpu, batch = 0, time.perf_counter(), time.process_time(), []
     for record in records:
@@ -67,7 +68,7 @@ def fill(db: Database, run_id: str, records: Iterator[MoleculeRecord]) -> tuple[
     return count, time.perf_counter() - start, time.process_time() - cpu
 
 
-def _write(db: Database, run_id: str, batch: list[MoleculeRecord]) -> int:
+def _write(db: Database, run_id: str, batch: list[SampledMolecule]) -> int:
     with db.session() as session:
         return write_molecules(session, run_id, batch)
 

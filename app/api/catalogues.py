@@ -27,7 +27,6 @@ from app.core.settings import Settings
 from app.libraries.catalogue import (
     BUILDING_BLOCKS,
     TEMPLATES,
-    CatalogueUnavailable,
     Inspection,
     bundled_entries,
     inspect_building_blocks,
@@ -185,8 +184,6 @@ def _inspect(path: Path, kind: str) -> Inspection:
     screen_upload(path, kind)
     try:
         return inspect_building_blocks(path) if kind == BUILDING_BLOCKS else inspect_templates(path)
-    except CatalogueUnavailable as error:
-        raise ApiError(503, str(error)) from None
     except (ValueError, OSError, EOFError, zlib.error) as error:
         raise ApiError(422, f"file: {error}", "file") from None
 

@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.api.limits import BodyTooLarge
 from app.chem.parsing import ChemQueryError
 from app.runs.queries import QueryError
-from app.runs.training import ConfigInvalid
+from synflow.config import ConfigError
 
 
 class ApiError(Exception):
@@ -37,8 +37,8 @@ def install_error_handlers(app: FastAPI) -> None:
         errors = [(exc.field, exc.message)] if exc.field else []
         return JSONResponse(error_body(exc.message, errors), status_code=exc.status, headers=exc.headers)
 
-    @app.exception_handler(ConfigInvalid)
-    async def _config(_: Request, exc: ConfigInvalid) -> JSONResponse:
+    @app.exception_handler(ConfigError)
+    async def _config(_: Request, exc: ConfigError) -> JSONResponse:
         return _fields(exc.errors)
 
     @app.exception_handler(QueryError)

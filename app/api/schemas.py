@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+from app.runs.lifecycle import RunStatus
 
 
 class ErrorItem(BaseModel):
@@ -18,14 +18,6 @@ class ErrorItem(BaseModel):
 class ErrorOut(BaseModel):
     message: str
     errors: list[ErrorItem] = Field(default_factory=list)
-
-
-class RunCreate(BaseModel):
-    """``config`` is a RunConfig (see DESIGN.md); the body may also be the bare RunConfig."""
-
-    model_config = ConfigDict(extra="forbid")
-    config: dict[str, Any]
-    name: str | None = None
 
 
 class Progress(BaseModel):
@@ -43,6 +35,7 @@ class RunOut(BaseModel):
     status: RunStatus
     progress: Progress
     error: str | None
+    stop_reason: str | None = Field(None, description="why a run ended early, e.g. 'oracle budget spent'")
     device: str | None
     worker_id: str | None
     attempts: int
@@ -91,11 +84,6 @@ class MoleculePageOut(BaseModel):
     items: list[MoleculeOut]
     next_cursor: str | None
     scanned: int
-
-
-class SampleCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    count: int = Field(100, ge=1, le=100_000)
 
 
 class LibraryOut(BaseModel):

@@ -17,12 +17,12 @@ _DIR_HELP = "data directory for the SQLite file, checkpoints and uploads (env SY
 
 
 def load_settings(database_url: str | None, data_dir: Path | None) -> Settings:
-    overrides: dict[str, object] = {}
+    settings = Settings()
     if database_url:
-        overrides["database_url"] = database_url
+        settings = settings.model_copy(update={"database_url": database_url})
     if data_dir:
-        overrides["data_dir"] = data_dir
-    return Settings(**overrides)
+        settings = settings.model_copy(update={"data_dir": data_dir})
+    return settings
 
 
 def _serve(settings: Settings, host: str, port: int, workers: int, migrate: bool) -> None:

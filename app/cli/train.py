@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import typer
 
+from synflow.callbacks import SampledMolecule, TrainerCallback
 
-class _JsonlWriter:
-    """Appends new molecules and metrics to ``molecules.jsonl`` / ``metrics.jsonl`` in ``out``."""
 
-    def __init__(self, out: Path) -> None:
+class JsonlWriter(TrainerCallback):
+    """Appends new molecules and metrics to ``molecules.jsonl`` / ``metrics.jsonl`` in ``out`` and
+    moves a progress bar."""
+
+    def __init__(self, out: Path, progress: Any = None, task: Any = None) -> None:
         self.molecules = (out / "molecules.jsonl").open("a")
         self.metrics = (out / "metrics.jsonl").open("a")
+        self.progress, self.task = progress, task
         self.last: dict[str, float] = {}
 
-    def on_molecules(self, records: list[Any]) -> None:
-        for r in records:
-            self.molecules.write(json.dumps(r.to_json()) + "\n")
+    def on_molecules(self, molecules: list[SampledMolecule]) -> None:
+        for molecule in molecules:
+            self.molecules.write(json.dumps(molecule.to_json()) + "\n")
         self.molecules.flush()
 
     def on_metrics(self, step: int, metrics: dict[str, float]) -> None:
@@ -27,22 +31,51 @@ class _JsonlWriter:
         self.metrics.write(json.dumps({"step": step, **metrics}) + "\n")
         self.metrics.flush()
 
-    def on_checkpoint(self, step: int, path: Path) -> None:
-        pass
+    def on_step(self, step: int, total: int, info: dict[str, float]) -> None:
+        if self.progress is None:
+            return
+        m = self.last
+        live = (
+            f"loss {info.get('loss', float('nan')):.3g} logZ {info.get('log_z', float('nan')):.2f} "
+            f"unique {m.get('unique', 0):.0f} top10 {m.get('top10_reward', 0):.3f} "
+            f"modes {m.get('modes', 0):.0f}"
+        )
+        self.progress.update(self.task, completed=step, total=total, live=live)
 
     def close(self) -> None:
         self.molecules.close()
         self.metrics.close()
 
 
+class SampleWriter(TrainerCallback):
+    """Writes every sampled molecule (route and scores) as one JSON line."""
+
+    def __init__(self, sink: IO[str]) -> None:
+        self.sink = sink
+        self.count = 0
+
+    def on_samples(self, samples: list[SampledMolecule]) -> None:
+        for molecule in samples:
+            line = {
+                "smiles": molecule.smiles,
+                "reward": molecule.reward,
+                "scores": molecule.scores,
+                "route": molecule.route,
+            }
+            self.sink.write(json.dumps(line) + "\n")
+        self.count += len(samples)
+
+
 def register(cli: typer.Typer) -> None:
     @cli.command("train")
     def train(
-        config: Path = typer.Argument(..., help="RunConfig as .toml or .json"),
+        config: Path = typer.Argument(..., exists=True, dir_okay=False, help="RunConfig as .toml or .json"),
         out: Path = typer.Option(..., "--out", help="output folder (molecules, metrics, checkpoints)"),
+        steps: int | None = typer.Option(None, "--steps", min=0, help="override training.steps"),
         resume: bool = typer.Option(True, help="continue from OUT/checkpoints/last.pt when present"),
     ) -> None:
         """Train a SynFlowNet without the service, with a progress bar."""
+        from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
         from synflow.config import ConfigError, load_run_config
@@ -51,53 +84,62 @@ def register(cli: typer.Typer) -> None:
 
         configure_torch_threads()
         try:
-            run_config = load_run_config(config)
+            run_config = load_run_config(
+                config, {"training": {"steps": steps}} if steps is not None else None
+            )
         except ConfigError as error:
             raise typer.BadParameter(str(error), param_hint="CONFIG") from None
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(run_config.to_json())
-        writer = _JsonlWriter(out)
-        trainer = Trainer(run_config, callbacks=[writer], checkpoint_dir=out / "checkpoints")  # type: ignore[list-item]
-        last = out / "checkpoints" / "last.pt"
-        if resume and last.exists():
-            trainer.load_checkpoint(last)
-        total = run_config.training.steps
-        columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                   TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[live]}")]
-        with Progress(*columns) as progress:
-            task = progress.add_task("training", total=total, completed=trainer.step, live="")
-
-            def on_step(step: int, info: dict[str, float]) -> None:
-                m = writer.last
-                live = (f"loss {info['loss']:.3g} logZ {info['log_z']:.2f} unique {m.get('unique', 0):.0f} "
-                        f"top10 {m.get('top10_reward', 0):.3f} modes {m.get('modes', 0):.0f}")
-                progress.update(task, completed=step, live=live)
-
-            summary = trainer.run(on_step=on_step)
-        writer.close()
+        columns = [
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[live]}"),
+        ]
+        # The progress bar goes to stderr: stdout carries only the JSON summary, for scripts.
+        with Progress(*columns, console=Console(stderr=True)) as progress:
+            task = progress.add_task("training", total=run_config.training.steps, live="")
+            writer = JsonlWriter(out, progress, task)
+            try:
+                trainer = Trainer(run_config, callbacks=[writer], checkpoint_dir=out / "checkpoints")
+                if resume:
+                    trainer.resume()
+                outcome = trainer.run()
+            finally:
+                writer.close()
+        summary = {**outcome.metrics, "step": outcome.step, "stop_reason": outcome.message}
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
         typer.echo(json.dumps(summary))
 
     @cli.command("sample")
     def sample(
-        checkpoint: Path = typer.Argument(..., help="a checkpoint written by `synflow train`"),
-        n: int = typer.Option(100, "-n", help="number of molecules to draw"),
-        temperature: float = typer.Option(1.0, help="sampling temperature"),
+        checkpoint: Path = typer.Argument(
+            ..., exists=True, dir_okay=False, help="a checkpoint written by `synflow train`"
+        ),
+        n: int = typer.Option(100, "-n", min=1, help="number of molecules to draw"),
+        temperature: float = typer.Option(1.0, help="sampling temperature (1: the trained distribution)"),
         out: Path | None = typer.Option(None, "--out", help="JSON lines file (default: stdout)"),
     ) -> None:
         """Draw N molecules (with routes and rewards) from a trained checkpoint."""
+        import sys
+
+        from synflow.config import ConfigError, parse_sampling_config
         from synflow.runtime import configure_torch_threads
         from synflow.trainer import Trainer
 
         configure_torch_threads()
-        trainer = Trainer.from_checkpoint(checkpoint)
-        lines = []
-        for traj in trainer.sample(n, temperature=temperature):
-            if traj.valid:
-                lines.append(json.dumps({"smiles": traj.smiles, "reward": traj.reward, "scores": traj.scores,
-                                         "route": {"steps": traj.route}}))
-        text = "\n".join(lines) + "\n"
-        if out is None:
-            typer.echo(text, nl=False)
-        else:
-            out.write_text(text)
+        try:
+            sampling = parse_sampling_config({"count": n, "temperature": temperature})
+        except ConfigError as error:
+            raise typer.BadParameter(str(error)) from None
+        sink = out.open("w") if out else sys.stdout
+        try:
+            writer = SampleWriter(sink)
+            outcome = Trainer.from_checkpoint(checkpoint, callbacks=[writer]).draw(sampling)
+        finally:
+            if out:
+                sink.close()
+        typer.echo(f"{writer.count} molecules ({outcome.message})", err=True)

@@ -26,9 +26,6 @@ JSONType = JSON().with_variant(JSONB(), "postgresql")
 # SQLite only autoincrements an INTEGER PRIMARY KEY (the rowid); PostgreSQL gets a bigint identity.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
-RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-FINISHED_STATUSES = ("succeeded", "failed", "cancelled")
-
 
 def utcnow() -> datetime:
     """Naive UTC: stored the same way on SQLite and PostgreSQL and compared in SQL."""
@@ -52,7 +49,7 @@ class Run(Base):
     name: Mapped[str] = mapped_column(String(200), default="run")
     kind: Mapped[str] = mapped_column(String(16), default="train")
     parent_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
-    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)  # app.runs.lifecycle
     config: Mapped[dict[str, Any]] = mapped_column(JSONType)
     step: Mapped[int] = mapped_column(Integer, default=0)
     total_steps: Mapped[int] = mapped_column(Integer, default=0)
@@ -67,6 +64,8 @@ class Run(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     error: Mapped[str | None] = mapped_column(Text)
+    # Why a succeeded run ended before its last step (e.g. "oracle budget spent").
+    stop_reason: Mapped[str | None] = mapped_column(Text)
     checkpoint_path: Mapped[str | None] = mapped_column(Text)
     checkpoint_step: Mapped[int | None] = mapped_column(Integer)
 

@@ -26,9 +26,6 @@ class Settings(BaseSettings):
     database_retry_seconds: float = Field(
         300.0, ge=0, description="how long a worker retries a write through a database outage"
     )
-    checkpoint_every: int | None = Field(
-        None, ge=1, description="override RunConfig.training.checkpoint_every"
-    )
     auth_required: bool = Field(False, description="require a bearer token even if none is stored yet")
     api_tokens: list[str] = Field(default_factory=list, description="extra plain tokens (e.g. from a secret)")
     svg_cache_size: int = Field(4096, ge=0)

@@ -1,5 +1,5 @@
 """What the reactions and rewards layers offer, seen from the service: libraries, template sets,
-reward components. Lazy imports keep the API start fast."""
+reward components."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reactions.library import RejectedEntry, default_library, load_building_blocks
+from reactions.templates import TemplateParseError, default_template_set, load_template_set
+from synflow.rewards import component_catalogue
+
 log = logging.getLogger("synflow.catalogue")
 BUILDING_BLOCKS = "building_blocks"
 TEMPLATES = "templates"
-
-
-class CatalogueUnavailable(RuntimeError):
-    """The installed reactions layer lacks what this call needs."""
 
 
 @dataclass
@@ -24,31 +24,18 @@ class Inspection:
     usable: bool = True
 
 
-def _rejected_row(entry: Any) -> dict[str, Any]:
-    line = getattr(entry, "line", None) or getattr(entry, "line_number", None) or getattr(entry, "row", None)
-    smiles = getattr(entry, "smiles", None) or getattr(entry, "text", None)
-    reason = getattr(entry, "reason", None) or str(entry)
-    return {"line": line, "smiles": smiles, "reason": str(reason)}
-
-
-def _library_module() -> Any:
-    try:
-        from reactions import library
-    except ImportError as error:
-        raise CatalogueUnavailable(f"reactions.library is not available: {error}") from None
-    return library
+def _rejected_row(entry: RejectedEntry) -> dict[str, Any]:
+    return {"line": entry.line, "smiles": entry.smiles, "reason": entry.reason}
 
 
 def inspect_building_blocks(path: Path) -> Inspection:
     """Load a building-block file with the reactions layer; lists rejected rows with reasons."""
-    library = _library_module().load_building_blocks(path)
-    rejected = [_rejected_row(e) for e in getattr(library, "rejected", [])]
+    library = load_building_blocks(path)
+    rejected = [_rejected_row(e) for e in library.rejected]
     return Inspection(size=len(library), rejected_rows=rejected, usable=len(library) > 0)
 
 
 def inspect_templates(path: Path) -> Inspection:
-    from reactions.templates import TemplateParseError, load_template_set
-
     try:
         templates = load_template_set(path)
     except TemplateParseError as error:
@@ -59,22 +46,14 @@ def inspect_templates(path: Path) -> Inspection:
 
 def bundled_entries() -> list[dict[str, Any]]:
     """The bundled default template set and library (names, sizes) that load in this install."""
-    from reactions.templates import default_template_set
-
-    loaders = [
-        (TEMPLATES, default_template_set),
-        (BUILDING_BLOCKS, lambda: _library_module().default_library()),
-    ]
     entries = []
-    for kind, load in loaders:
+    for kind, load in ((TEMPLATES, default_template_set), (BUILDING_BLOCKS, default_library)):
         try:
             entries.append({"name": "default", "kind": kind, "size": len(load())})
-        except (CatalogueUnavailable, OSError) as error:
+        except OSError as error:
             log.warning("bundled %s not available: %s", kind, error)
     return entries
 
 
 def reward_components() -> list[dict[str, Any]]:
-    from synflow.rewards import component_catalogue
-
     return component_catalogue()

@@ -21,8 +21,12 @@ from app.core.models import Metric, Molecule, Run
 
 MISSING_SCORE = -1e300  # sorts molecules without a component score last in descending order
 _SCORE_NAME = re.compile(r"^[A-Za-z0-9_.:\-]{1,100}$")
-_COLUMNS = {"reward": Molecule.reward, "step": Molecule.step, "id": Molecule.id,
-            "times_sampled": Molecule.times_sampled}
+_COLUMNS: dict[str, ColumnElement[Any]] = {
+    "reward": Molecule.reward.expression,
+    "step": Molecule.step.expression,
+    "id": Molecule.id.expression,
+    "times_sampled": Molecule.times_sampled.expression,
+}
 
 
 class QueryError(ValueError):
@@ -148,7 +152,9 @@ def list_molecules(session: Session, q: MoleculeQuery, cache: ChemCache | None =
         stmt = select(Molecule, key.expression).where(conditions)
         stmt = stmt.where(_after(key, cursor)) if cursor else stmt
         rows = session.execute(_ordered(stmt, key).limit(q.limit + 1)).all()
-        found = [(mol, None, value) for mol, value in rows[: q.limit]]
+        found: list[tuple[Molecule, float | None, Any]] = [
+            (mol, None, value) for mol, value in rows[: q.limit]
+        ]
         more = len(rows) > q.limit
         return _page(found, encode_cursor([found[-1][2], found[-1][0].id]) if more else None, len(found))
     return _chemical_page(session, q, key, chem, conditions, cursor)
@@ -230,9 +236,11 @@ def latest_metrics(session: Session, run_id: str) -> dict[str, float | None]:
         .group_by(Metric.name)
         .subquery()
     )
-    stmt = select(Metric.name, Metric.value).join(
-        newest, and_(Metric.name == newest.c.name, Metric.step == newest.c.step)
-    ).where(Metric.run_id == run_id)
+    stmt = (
+        select(Metric.name, Metric.value)
+        .join(newest, and_(Metric.name == newest.c.name, Metric.step == newest.c.step))
+        .where(Metric.run_id == run_id)
+    )
     return {name: value for name, value in session.execute(stmt)}
 
 

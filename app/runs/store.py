@@ -12,16 +12,17 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from app.chem.parsing import inchikey
 from app.core.models import Metric, utcnow
+from synflow.callbacks import SampledMolecule
 
 CHUNK_ROWS = 5000  # rows per SQLite executemany call (bounded memory per call)
 
@@ -56,19 +57,6 @@ _PG_UPSERT = (
 )
 
 
-@dataclass(frozen=True)
-class MoleculeRecord:
-    """What a trainer callback yields for one sampled molecule (canonical SMILES)."""
-
-    smiles: str
-    reward: float
-    step: int
-    scores: dict[str, float] = field(default_factory=dict)
-    route: dict[str, Any] | None = None
-    inchikey: str | None = None
-    error: str | None = None  # why the reward could not be computed (reward floor)
-
-
 def _insert(session: Session, table: Table) -> Any:
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
@@ -97,15 +85,15 @@ def _scores_json(scores: dict[str, float]) -> str:
     return _encode({k: _finite(v) for k, v in scores.items()})
 
 
-def _aggregate(records: Iterable[MoleculeRecord], now: Any) -> list[list[Any]]:
+def _aggregate(records: Iterable[SampledMolecule], now: Any) -> list[list[Any]]:
     """One row per SMILES (in ``_COLUMNS`` order): the first occurrence's data, the sampled count
-    and the step span; JSON serialised once per distinct molecule."""
+    and the step span; JSON serialised and the InChIKey computed once per distinct molecule."""
     rows: dict[str, list[Any]] = {}
     for rec in records:
         row = rows.get(rec.smiles)
         if row is None:
             rows[rec.smiles] = [
-                rec.smiles, rec.inchikey, _finite(rec.reward) or 0.0,
+                rec.smiles, inchikey(rec.smiles), _finite(rec.reward) or 0.0,
                 _scores_json(rec.scores), _encode(rec.route), rec.step, rec.step, now, 1, rec.error,
             ]
         else:
@@ -121,7 +109,7 @@ def _sqlite_time(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def write_molecules(session: Session, run_id: str, records: Sequence[MoleculeRecord]) -> int:
+def write_molecules(session: Session, run_id: str, records: Sequence[SampledMolecule]) -> int:
     """Upsert a batch in the session's transaction; returns the number of distinct rows sent."""
     dialect = session.get_bind().dialect.name
     now = utcnow()
@@ -129,6 +117,7 @@ def write_molecules(session: Session, run_id: str, records: Sequence[MoleculeRec
     if not rows:
         return 0
     dbapi = session.connection().connection.driver_connection
+    assert dbapi is not None, "a session's connection has a driver connection"
     if dialect == "sqlite":
         cursor = dbapi.cursor()
         try:
@@ -163,7 +152,7 @@ def write_metrics(session: Session, run_id: str, step: int, values: dict[str, fl
     ]
     if not rows:
         return
-    table = Metric.__table__
+    table = cast(Table, Metric.__table__)
     stmt = _insert(session, table).values(rows)
     stmt = stmt.on_conflict_do_update(
         index_elements=[table.c.run_id, table.c.name, table.c.step],

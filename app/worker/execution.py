@@ -1,36 +1,43 @@
-"""One claimed run: callbacks that write results and renew the lease, and the recorded outcome."""
+"""One claimed run: the trainer's callback that writes results and renews the lease, and the outcome.
+
+``RunExecution`` is the service's ``TrainerCallback``: scored samples become molecule rows (upserts
+that count ``times_sampled``), metrics become metric rows, every step renews the lease and reads the
+cancel flag, every checkpoint is recorded on the run; ``should_stop`` is true once a cancel was
+requested, the lease moved to another worker or the worker is shutting down. Every write is
+idempotent and retried through transient database errors for ``database_retry_seconds``.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 import traceback
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import update
+import torch
 from sqlalchemy.orm import Session
 
-from app.chem.parsing import inchikey
 from app.core.db import Database, is_transient
-from app.core.models import Run, utcnow
+from app.core.models import Run
 from app.core.settings import Settings
-from app.runs import training
-from app.runs.store import MoleculeRecord, write_metrics, write_molecules
+from app.runs.configs import run_config_of, sampling_config_of
+from app.runs.lifecycle import RunStatus, finish, renew_lease
+from app.runs.store import write_metrics, write_molecules
+from synflow.callbacks import SampledMolecule, TrainerCallback, TrainingOutcome
+from synflow.checkpoint import CHECKPOINT_NAME
+from synflow.runtime import resolve_device
+from synflow.trainer import Trainer
 
 log = logging.getLogger("synflow.worker")
 
 
-class StopRequested(Exception):
-    pass
+class RunExecution(TrainerCallback):
+    """One claimed run, as the trainer's callback."""
 
-
-class RunExecution:
-    """One claimed run: the callbacks that write results and renew the lease."""
-
-    def __init__(self, db: Database, settings: Settings, run_id: str, worker_id: str,
-                 shutdown: threading.Event) -> None:
+    def __init__(
+        self, db: Database, settings: Settings, run_id: str, worker_id: str, shutdown: threading.Event
+    ) -> None:
         self.db, self.settings, self.run_id, self.worker_id = db, settings, run_id, worker_id
         self.shutdown = shutdown
         self.cancelled = threading.Event()
@@ -44,23 +51,15 @@ class RunExecution:
     def renew(self, retry: bool = True, **values: Any) -> None:
         """Extend the lease (and store ``values``); notes cancel requests and lost leases."""
 
-        def work(session: Session) -> Any:
-            now = utcnow()
-            stmt = (
-                update(Run)
-                .where(Run.id == self.run_id, Run.worker_id == self.worker_id, Run.status == "running")
-                .values(heartbeat_at=now, updated_at=now,
-                        lease_expires_at=now + timedelta(seconds=self.settings.worker_lease_seconds),
-                        **values)
-                .returning(Run.cancel_requested)
-                .execution_options(synchronize_session=False)
+        def work(session: Session) -> bool | None:
+            return renew_lease(
+                session, self.run_id, self.worker_id, self.settings.worker_lease_seconds, **values
             )
-            return session.execute(stmt).first()
 
-        row = self._write(work, "lease renewal", retry)
-        if row is None:
+        cancel_requested = self._write(work, "lease renewal", retry)
+        if cancel_requested is None:
             self.lost.set()
-        elif row[0]:
+        elif cancel_requested:
             self.cancelled.set()
 
     def heartbeat_loop(self, done: threading.Event) -> None:
@@ -71,70 +70,57 @@ class RunExecution:
             except Exception:  # a transient database error must not kill the heartbeat
                 log.exception("heartbeat failed for run %s", self.run_id)
 
-    # Callbacks -----------------------------------------------------------------------------
-    def on_molecules(self, records: list[MoleculeRecord]) -> None:
-        records = [r if r.inchikey else _with_inchikey(r) for r in records]
-        self._write(lambda session: write_molecules(session, self.run_id, records), "molecules")
+    # TrainerCallback -----------------------------------------------------------------------
+    def on_samples(self, samples: list[SampledMolecule]) -> None:
+        # every sample, not only new molecules: the store upserts by SMILES and counts
+        # ``times_sampled`` once per sample, idempotently per step (a step written again after a
+        # resume is not counted twice)
+        self._write(lambda session: write_molecules(session, self.run_id, samples), "molecules")
 
-    def on_metrics(self, step: int, values: dict[str, float]) -> None:
-        self._write(lambda session: write_metrics(session, self.run_id, step, values), "metrics")
+    def on_metrics(self, step: int, metrics: dict[str, float]) -> None:
+        self._write(lambda session: write_metrics(session, self.run_id, step, metrics), "metrics")
 
-    def on_progress(self, step: int, total: int) -> None:
+    def on_step(self, step: int, total: int, info: dict[str, float]) -> None:
         self.renew(step=step, total_steps=total)
 
-    def on_checkpoint(self, path: Path, step: int) -> None:
+    def on_checkpoint(self, step: int, path: Path) -> None:
         self.renew(checkpoint_path=str(path), checkpoint_step=step)
 
     def should_stop(self) -> bool:
         return self.cancelled.is_set() or self.lost.is_set() or self.shutdown.is_set()
 
-    def callbacks(self) -> training.TrainingCallbacks:
-        return training.TrainingCallbacks(
-            on_molecules=self.on_molecules, on_metrics=self.on_metrics, on_progress=self.on_progress,
-            on_checkpoint=self.on_checkpoint, should_stop=self.should_stop,
-        )
-
     # Outcome -------------------------------------------------------------------------------
-    def finish(self, status: str, error: str | None = None, **values: Any) -> None:
-        """Record the outcome, only while this worker still owns the running row (never over a
-        status someone else set meanwhile)."""
-        stmt = (
-            update(Run)
-            .where(Run.id == self.run_id, Run.worker_id == self.worker_id, Run.status == "running")
-            .values(status=status, error=error, finished_at=utcnow() if status != "queued" else None,
-                    lease_expires_at=None, updated_at=utcnow(), **values)
-            .execution_options(synchronize_session=False)
+    def finish(self, status: RunStatus, error: str | None = None, **values: Any) -> None:
+        """Record the outcome while this worker still owns the running row."""
+        self._write(
+            lambda session: finish(session, self.run_id, self.worker_id, status, error=error, **values),
+            f"finish as {status}",
         )
-        self._write(lambda session: session.execute(stmt), f"finish as {status}")
 
-    def outcome_after_return(self) -> None:
+    def record(self, outcome: TrainingOutcome) -> None:
         if self.lost.is_set():
             log.warning("run %s: lease lost; leaving it to its new owner", self.run_id)
         elif self.cancelled.is_set():
-            self.finish("cancelled")
-        elif self.shutdown.is_set():
-            # Hand the run back: any worker resumes it from the last checkpoint.
-            self.finish("queued", worker_id=None, attempts=Run.attempts - 1)
+            self.finish(RunStatus.CANCELLED)
+        elif outcome.reason == "stopped":
+            # Shutting down: hand the run back; any worker resumes it from the last checkpoint.
+            self.finish(RunStatus.QUEUED, worker_id=None, attempts=Run.attempts - 1)
+        elif outcome.reason == "budget_spent":
+            self.finish(RunStatus.SUCCEEDED, step=outcome.step, stop_reason=outcome.message)
         else:
-            self.finish("succeeded", step=Run.total_steps)
+            self.finish(RunStatus.SUCCEEDED, step=Run.total_steps)
 
 
-def _with_inchikey(record: MoleculeRecord) -> MoleculeRecord:
-    from dataclasses import replace
-
-    return replace(record, inchikey=inchikey(record.smiles))
-
-
-def execute_run(db: Database, settings: Settings, run_id: str, worker_id: str,
-                shutdown: threading.Event) -> None:
+def execute_run(
+    db: Database, settings: Settings, run_id: str, worker_id: str, shutdown: threading.Event
+) -> None:
     """Run a claimed job to its end, recording the outcome on the row."""
     execution = RunExecution(db, settings, run_id, worker_id, shutdown)
     done = threading.Event()
     beat = threading.Thread(target=execution.heartbeat_loop, args=(done,), daemon=True)
     beat.start()
     try:
-        _dispatch(db, settings, execution)
-        execution.outcome_after_return()
+        execution.record(_dispatch(db, settings, execution))
     except Exception as error:
         if is_transient(error):  # the database stayed away past the retries: the lease expires
             log.exception("run %s: database unavailable; leaving the run to its lease", run_id)
@@ -150,24 +136,34 @@ def _record_failure(execution: RunExecution, error: Exception) -> None:
     message = f"{type(error).__name__}: {error}"
     tail = "".join(traceback.format_exception(error)[-3:])
     if not execution.lost.is_set():
-        execution.finish("failed", error=f"{message}\n{tail}"[:4000])
+        execution.finish(RunStatus.FAILED, error=f"{message}\n{tail}"[:4000])
 
 
-def _dispatch(db: Database, settings: Settings, execution: RunExecution) -> None:
+def _dispatch(db: Database, settings: Settings, execution: RunExecution) -> TrainingOutcome:
     with db.session() as session:
         run = session.get(Run, execution.run_id)
-        kind, config, parent_id = run.kind, dict(run.config), run.parent_id
-        recorded = run.checkpoint_path is not None
-    run_dir = settings.checkpoint_root() / execution.run_id
-    # A worker killed between writing a checkpoint and recording it leaves a newer file than the
-    # row says: the run's own folder is the truth.
-    resume = recorded or (run_dir / training.CHECKPOINT_NAME).exists()
-    device = training.resolve_device(config.get("run_config", config))
-    execution.renew(device=device)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if kind == "sample":
-        parent_dir = settings.checkpoint_root() / str(parent_id)
-        execution.renew(total_steps=1)
-        training.run_sampling(config["run_config"], parent_dir, int(config["count"]), execution.callbacks())
-        return
-    training.run_training(config, run_dir, resume, execution.callbacks(), settings.checkpoint_every)
+        if run is None:
+            raise LookupError(f"run {execution.run_id} was deleted")
+        kind, parent_id = run.kind, run.parent_id
+        sampling = sampling_config_of(run) if kind == "sample" else None
+        config = run_config_of(run) if kind == "train" else None
+    threads = torch.get_num_threads()  # a resumed checkpoint may set its own; the next run gets ours
+    try:
+        if sampling is not None:
+            checkpoint = settings.checkpoint_root() / str(parent_id) / CHECKPOINT_NAME
+            if not checkpoint.exists():
+                raise FileNotFoundError(f"no checkpoint at {checkpoint}")
+            trainer = Trainer.from_checkpoint(checkpoint, callbacks=[execution])
+            execution.renew(device=str(trainer.device))
+            return trainer.draw(sampling)
+        assert config is not None
+        execution.renew(device=str(resolve_device(config.training.device)))
+        run_dir = settings.checkpoint_root() / execution.run_id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        trainer = Trainer(config, callbacks=[execution], checkpoint_dir=run_dir)
+        # The run's own folder is the truth: a worker killed between writing a checkpoint and
+        # recording it leaves a newer file than the row says.
+        trainer.resume()
+        return trainer.run()
+    finally:
+        torch.set_num_threads(threads)

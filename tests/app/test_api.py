@@ -13,7 +13,8 @@ from app.core.db import Database
 from app.core.models import Run
 from app.core.settings import Settings
 from app.main import create_app
-from app.runs.store import MoleculeRecord, write_metrics, write_molecules
+from app.runs.store import write_metrics, write_molecules
+from synflow.callbacks import SampledMolecule
 
 QED_RUN = {"reward": {"components": [{"type": "qed"}]}, "training": {"steps": 4, "batch_size": 2}}
 SMILES = [
@@ -48,7 +49,7 @@ def _seed(db: Database, n: int = 10, start: int = 0) -> str:
 
 def _add(db: Database, run_id: str, indices: range) -> None:
     records = [
-        MoleculeRecord(
+        SampledMolecule(
             SMILES[i % len(SMILES)] + "C" * (i // len(SMILES)),
             reward=(i * 7 % 10) / 10,
             step=i,
@@ -79,13 +80,13 @@ def test_create_validates_and_names_each_bad_field(client: TestClient) -> None:
     assert "training.steps" in fields and "training.batch_sze" in fields
     assert any(f.startswith("reward.components.0") for f in fields)
     assert "training.steps" in answer.json()["message"]
-    wrapped = client.post("/api/v1/runs", json={"config": {"training": {"steps": 1}}})
-    assert wrapped.status_code == 422 and wrapped.json()["errors"][0]["field"] == "config.reward"
+    missing = client.post("/api/v1/runs", json={"training": {"steps": 1}})
+    assert missing.status_code == 422 and missing.json()["errors"][0]["field"] == "reward"
     assert client.post("/api/v1/runs", json=[1]).status_code == 422
 
 
 def test_run_lifecycle(client: TestClient, db: Database) -> None:
-    created = client.post("/api/v1/runs", json={"config": QED_RUN, "name": "first"})
+    created = client.post("/api/v1/runs", json={**QED_RUN, "name": "first"})
     assert created.status_code == 201
     run = created.json()
     assert (run["status"], run["name"], run["progress"]["total_steps"]) == ("queued", "first", 4)

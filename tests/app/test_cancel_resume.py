@@ -64,13 +64,13 @@ def test_cancel_stops_within_a_step_and_resume_continues_from_the_checkpoint(
     from synflow.trainer import Trainer
 
     at_step_2, cancel_posted = threading.Event(), threading.Event()
-    original_progress = RunExecution.on_progress
+    original_on_step = RunExecution.on_step
 
-    def gated_progress(self: RunExecution, step: int, total: int) -> None:
+    def gated_on_step(self: RunExecution, step: int, total: int, info: dict[str, float]) -> None:
         if step == 2 and not at_step_2.is_set():
             at_step_2.set()
             assert cancel_posted.wait(120)
-        original_progress(self, step, total)
+        original_on_step(self, step, total, info)
 
     loaded_steps: list[int] = []
     original_load = Trainer.load_checkpoint
@@ -79,7 +79,7 @@ def test_cancel_stops_within_a_step_and_resume_continues_from_the_checkpoint(
         original_load(self, path)
         loaded_steps.append(self.step)
 
-    monkeypatch.setattr(RunExecution, "on_progress", gated_progress)
+    monkeypatch.setattr(RunExecution, "on_step", gated_on_step)
     monkeypatch.setattr(Trainer, "load_checkpoint", spy_load)
 
     run_id = client.post("/api/v1/runs", json=RUN).json()["id"]

@@ -10,7 +10,7 @@ from datetime import timedelta
 from app.core.db import Database
 from app.core.models import Run, utcnow
 from app.core.settings import Settings
-from app.worker.claims import MAX_ATTEMPTS, claim_run, fail_exhausted
+from app.runs.lifecycle import MAX_ATTEMPTS, claim_run, fail_exhausted
 from app.worker.execution import RunExecution
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,35 @@ def test_sqlite_has_wal_and_foreign_keys(tmp_path: Path) -> None:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     engine.dispose()
+
+
+@pytest.mark.parametrize("empty_database_url", ["sqlite", "postgresql"], indirect=True)
+def test_0003_turns_stored_sampling_jobs_into_typed_sampling_configs(empty_database_url: str) -> None:
+    """Before 0003 a sampling job stored a copy of its parent's RunConfig next to the count."""
+    from sqlalchemy import text
+
+    from app.core.models import Run
+    from app.runs.configs import sampling_config_of
+
+    upgrade(empty_database_url, "0002")
+    engine = make_engine(empty_database_url)
+    try:
+        old = '{"run_config": {"reward": {"components": [{"type": "qed"}]}}, "count": 7}'
+        cast = "CAST(:config AS JSONB)" if engine.dialect.name == "postgresql" else ":config"
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO runs (id, name, kind, status, config, step, total_steps, created_at,"
+                    " updated_at, attempts, cancel_requested)"
+                    f" VALUES ('s1', 'old', 'sample', 'queued', {cast}, 0, 1,"
+                    " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 0, false)"
+                ),
+                {"config": old},
+            )
+        upgrade(empty_database_url)
+        with engine.connect() as conn:
+            config = conn.execute(text("SELECT config FROM runs WHERE id = 's1'")).scalar_one()
+        row = Run(kind="sample", config=config if isinstance(config, dict) else json.loads(config))
+        assert sampling_config_of(row).model_dump() == {"count": 7, "temperature": 1.0}
+    finally:
+        engine.dispose()

@@ -6,7 +6,8 @@ from sqlalchemy import func, select
 
 from app.core.db import Database
 from app.core.models import Metric, Molecule, Run
-from app.runs.store import MoleculeRecord, write_metrics, write_molecules
+from app.runs.store import write_metrics, write_molecules
+from synflow.callbacks import SampledMolecule
 
 
 def _run(db: Database) -> str:
@@ -30,9 +31,9 @@ def _rows(db: Database, run_id: str) -> dict[str, tuple[int, int, int, float]]:
 def test_replayed_step_inserts_nothing_twice(db: Database) -> None:
     run_id = _run(db)
     step1 = [
-        MoleculeRecord("CCO", 0.5, 1, {"qed": 0.4}, {"steps": []}),
-        MoleculeRecord("c1ccccc1", 0.7, 1, {"qed": 0.6}),
-        MoleculeRecord("CCO", 0.5, 1, {"qed": 0.4}),
+        SampledMolecule("CCO", 0.5, 1, {"qed": 0.4}, {"steps": []}),
+        SampledMolecule("c1ccccc1", 0.7, 1, {"qed": 0.6}),
+        SampledMolecule("CCO", 0.5, 1, {"qed": 0.4}),
     ]
     with db.session() as session:
         write_molecules(session, run_id, step1)
@@ -42,14 +43,14 @@ def test_replayed_step_inserts_nothing_twice(db: Database) -> None:
     assert _rows(db, run_id) == {"CCO": (1, 1, 2, 0.5), "c1ccccc1": (1, 1, 1, 0.7)}
     with db.session() as session:  # a later step resamples CCO: counted, first step kept
         write_molecules(
-            session, run_id, [MoleculeRecord("CCO", 0.9, 2, {"qed": 0.9}), MoleculeRecord("CCN", 0.1, 2)]
+            session, run_id, [SampledMolecule("CCO", 0.9, 2, {"qed": 0.9}), SampledMolecule("CCN", 0.1, 2)]
         )
     assert _rows(db, run_id) == {"CCO": (1, 2, 3, 0.5), "c1ccccc1": (1, 1, 1, 0.7), "CCN": (2, 2, 1, 0.1)}
 
 
 def test_large_batch_is_chunked(db: Database) -> None:
     run_id = _run(db)
-    records = [MoleculeRecord("C" * (i % 50 + 1) + f"O{i}", i / 5000, 1) for i in range(5000)]
+    records = [SampledMolecule("C" * (i % 50 + 1) + f"O{i}", i / 5000, 1) for i in range(5000)]
     with db.session() as session:
         assert write_molecules(session, run_id, records) == 5000
     with db.session() as session:
@@ -69,7 +70,7 @@ def test_metrics_upsert(db: Database) -> None:
 def test_deleting_a_run_cascades(db: Database) -> None:
     run_id = _run(db)
     with db.session() as session:
-        write_molecules(session, run_id, [MoleculeRecord("CCO", 0.5, 1)])
+        write_molecules(session, run_id, [SampledMolecule("CCO", 0.5, 1)])
         write_metrics(session, run_id, 1, {"loss": 1.0})
     with db.session() as session:
         session.delete(session.get(Run, run_id))

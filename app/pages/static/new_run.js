@@ -96,16 +96,20 @@
       }
     }
     const environment = {
-      max_reactions: number("f-max-reactions"), blocks_per_template: number("f-blocks-per-template"),
+      max_reactions: number("f-max-reactions"),
       building_blocks: value("f-library") || null, templates: value("f-templates") || null,
     };
+    // Left empty, the preset decides (sample: every block, exact; optimise: a subsample of 64).
+    const blocks = number("f-blocks-per-template");
+    if (blocks !== null) environment.blocks_per_template = blocks;
     const training = {
       steps: number("f-steps"), batch_size: number("f-batch"), device: value("f-device"),
       lr: number("f-lr"), seed: number("f-seed"), log_every: number("f-log-every"),
     };
     const model = { hidden: number("f-hidden"), layers: number("f-layers") };
     const name = value("f-name").trim();
-    return { config: { name: name || "run", reward, loss, environment, training, model }, problems };
+    const preset = value("f-preset");
+    return { config: { preset, name: name || "run", reward, loss, environment, training, model }, problems };
   }
 
   function updatePreview() {
@@ -118,13 +122,13 @@
     setState(summary, "error", "");
   }
 
-  // The API names fields like "config.training.steps"; the closest element with that data-field
+  // The API names fields like "training.steps"; the closest element with that data-field
   // (or an ancestor path) gets the message, anything unplaced goes to the summary.
   function showErrors(errors) {
     const unplaced = [];
     let first = null;
     for (const { field, message } of errors) {
-      const parts = String(field || "").replace(/^config\./, "").split(".");
+      const parts = String(field || "").split(".");
       let target = null;
       while (parts.length && !target) {
         target = form.querySelector(`[data-field="${CSS.escape(parts.join("."))}"]`);
@@ -203,7 +207,7 @@
     button.disabled = true;
     submitState.textContent = "Starting…";
     try {
-      const run = await api("/runs", { method: "POST", json: { config, name: config.name } });
+      const run = await api("/runs", { method: "POST", json: config });
       submitState.textContent = "Started.";
       window.location.assign(`/runs/${run.id}`);
     } catch (err) {

@@ -37,6 +37,7 @@
     document.getElementById("resume").disabled = !(run.status === "failed" || run.status === "cancelled");
     const error = document.getElementById("run-error");
     setState(error, "error", run.error ? `The run failed: ${run.error}` : "");
+    text("c-stop", run.stop_reason || (run.status === "succeeded" ? "all steps done" : "–"));
     const timings = document.getElementById("timings");
     timings.replaceChildren(...[
       ["Created", fmtTime(run.created_at)], ["Started", fmtTime(run.started_at)],

@@ -21,6 +21,7 @@ from tests.app.pages.conftest import Server, screenshot
 
 pytestmark = pytest.mark.slow
 RUN_TIMEOUT_S = 150
+STEPS = 40
 
 
 def _fill_small_run(page: Any, server: Server, name: str, steps: int) -> None:
@@ -58,7 +59,8 @@ def check_form_shows_api_errors_next_to_fields(server: Server, page: Any) -> Non
 def start_run_from_form_and_watch_dashboard(server: Server, page: Any) -> tuple[str, str]:
     page.goto(server.url + "/runs/new")
     page.wait_for_selector(".component[data-type=sa]")
-    _fill_small_run(page, server, "e2e-reverse-kl", steps=6)
+    # Enough steps that the dashboard sees the run move (6 steps finish within one 0.5 s event tick here).
+    _fill_small_run(page, server, "e2e-reverse-kl", steps=STEPS)
     screenshot(page, "new_run")
     # Keyboard, not the mouse: a full-page screenshot leaves chromium's click coordinates stale.
     page.focus("#submit")
@@ -74,7 +76,7 @@ def start_run_from_form_and_watch_dashboard(server: Server, page: Any) -> tuple[
         config = response.json()["config"]
         other = {**config, "name": "e2e-forward-kl", "loss": {**config["loss"], "divergence": "forward_kl"},
                  "training": {**config["training"], "steps": 3}}
-        created = api.post("/runs", json={"config": other, "name": "e2e-forward-kl"})
+        created = api.post("/runs", json=other)
         assert created.status_code == 201, created.text
         other_id = created.json()["id"]
 
@@ -89,7 +91,7 @@ def start_run_from_form_and_watch_dashboard(server: Server, page: Any) -> tuple[
     else:
         pytest.fail(f"the run did not finish in {RUN_TIMEOUT_S} s; steps seen {sorted(seen_steps)}")
     assert len(seen_steps) >= 3, f"the dashboard should update while training, saw only {seen_steps}"
-    assert page.text_content("#c-step") == "6 / 6"
+    assert page.text_content("#c-step") == f"{STEPS} / {STEPS}"
     assert "ended: succeeded" in page.text_content("#live")
     page.wait_for_selector("#p-loss path.series", state="attached")
     page.wait_for_selector("#p-reward path.series", state="attached")

@@ -18,7 +18,7 @@ import pytest
 from app.core.db import Database
 from app.core.models import Run
 from app.core.settings import Settings
-from app.runs.training import validate_run_config
+from synflow.config import parse_run_config
 from tests.synflow.tiny_setting import BLOCKS, TEMPLATES
 
 T = TypeVar("T")
@@ -42,7 +42,7 @@ def tiny_run(tiny_chemistry_files: tuple[Path, Path]) -> Callable[..., dict[str,
 
     def make(reward: dict[str, Any] | None = None, environment: dict[str, Any] | None = None,
              replay: dict[str, Any] | None = None, **training: Any) -> dict[str, Any]:
-        return validate_run_config({
+        return parse_run_config({
             "name": "reliability",
             "reward": reward or {"components": [{"type": "qed"}]},
             "environment": {"max_reactions": 2, "building_blocks": str(blocks), "templates": str(templates),
@@ -51,7 +51,7 @@ def tiny_run(tiny_chemistry_files: tuple[Path, Path]) -> Callable[..., dict[str,
             "model": {"hidden": 16, "layers": 1, "block_hidden": 16},
             "training": {"steps": 4, "batch_size": 4, "checkpoint_every": 1, "log_every": 1, "seed": 1,
                          "device": "cpu", **training},
-        })
+        }).model_dump(mode="json")
 
     return make
 
@@ -179,7 +179,7 @@ def worker_processes(
 
 
 def pid_of(worker_id: str) -> int:
-    """``app.worker.worker_name`` is ``host:pid:suffix``."""
+    """``app.worker.process.worker_name`` is ``host:pid:suffix``."""
     return int(worker_id.split(":")[1])
 
 

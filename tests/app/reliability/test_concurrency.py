@@ -28,9 +28,10 @@ from app.core.db import Database
 from app.core.models import Metric, Molecule, Run
 from app.core.settings import Settings
 from app.main import create_app
-from app.runs import training
-from app.runs.store import MoleculeRecord
+from app.worker import execution as execution_module
+from app.worker.execution import RunExecution
 from app.worker.process import Worker
+from synflow.callbacks import SampledMolecule, TrainingOutcome
 from tests.app.reliability.conftest import WorkerProcesses, queue_run, read_run, wait_for
 
 RUNS, WORKERS = 20, 4
@@ -69,18 +70,21 @@ def test_four_workers_claim_twenty_runs_exactly_once(
 STEPS = 3
 
 
-def _stand_in_training(config: dict[str, Any], checkpoint_dir: Path, resume: bool,
-                       callbacks: training.TrainingCallbacks, checkpoint_every: int | None = None) -> None:
-    """The worker-facing contract of ``training.run_training``, minus the network: per step, new
-    molecules, metrics, progress (where a cancel is noticed) and a checkpoint."""
-    callbacks.on_progress(0, STEPS)
+def _stand_in_dispatch(db: Database, settings: Settings, execution: RunExecution) -> TrainingOutcome:
+    """What ``Trainer.run`` does to its callback, minus the network: per step, molecules, metrics,
+    progress (where a cancel is noticed) and a checkpoint, with ``should_stop`` asked before each
+    step and before each checkpoint."""
+    execution.on_step(0, STEPS, {})
     for step in range(1, STEPS + 1):
-        callbacks.on_molecules([MoleculeRecord(smiles="C" * step, reward=0.1 * step, step=step)])
-        callbacks.on_metrics(step, {"loss": 1.0 / step})
-        callbacks.on_progress(step, STEPS)
-        if callbacks.should_stop():
-            return
-        callbacks.on_checkpoint(checkpoint_dir / "last.pt", step)
+        if execution.should_stop():
+            return TrainingOutcome("stopped", step - 1, {})
+        execution.on_samples([SampledMolecule(smiles="C" * step, reward=0.1 * step, step=step)])
+        execution.on_metrics(step, {"loss": 1.0 / step})
+        execution.on_step(step, STEPS, {})
+        if execution.should_stop():
+            return TrainingOutcome("stopped", step, {})
+        execution.on_checkpoint(step, Path("last.pt"))
+    return TrainingOutcome("completed", STEPS, {})
 
 
 @pytest.fixture
@@ -120,7 +124,7 @@ def test_cancel_racing_completion_ends_in_one_consistent_state(
     client: TestClient, db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch,
     tiny_run: Callable[..., dict[str, Any]],
 ) -> None:
-    monkeypatch.setattr(training, "run_training", _stand_in_training)
+    monkeypatch.setattr(execution_module, "_dispatch", _stand_in_dispatch)
     config = tiny_run(steps=STEPS)
     rng = random.Random(8)
     outcomes: Counter[str] = Counter()
@@ -159,7 +163,7 @@ def test_cancel_of_a_queued_run_that_a_worker_claims_meanwhile(
     ``cancelled``), not overwrite the claim behind its back."""
     from sqlalchemy import event
 
-    from app.worker.claims import claim_run
+    from app.runs.lifecycle import claim_run
     from app.worker.execution import RunExecution
 
     run_id = queue_run(db, tiny_run(steps=STEPS))
@@ -182,6 +186,6 @@ def test_cancel_of_a_queued_run_that_a_worker_claims_meanwhile(
     execution = RunExecution(db, settings, run_id, "racer", threading.Event())
     execution.renew()
     assert execution.cancelled.is_set() and not execution.lost.is_set()
-    execution.outcome_after_return()
+    execution.record(TrainingOutcome("stopped", 0, {}))
     run = read_run(db, run_id)
     assert run.status == "cancelled" and run.finished_at is not None and run.lease_expires_at is None

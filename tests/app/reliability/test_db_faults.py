@@ -27,9 +27,10 @@ from app.core.migrate import upgrade
 from app.core.models import Metric, Molecule, Run
 from app.core.settings import Settings
 from app.main import create_app
-from app.runs.store import MoleculeRecord, write_molecules
-from app.worker.claims import MAX_ATTEMPTS
+from app.runs.lifecycle import MAX_ATTEMPTS
+from app.runs.store import write_molecules
 from devsupport.postgres import PostgresUnavailable, ThrowawayPostgres
+from synflow.callbacks import SampledMolecule
 from tests.app.reliability.conftest import WorkerProcesses, WorkerZygote, queue_run, read_run, wait_for
 
 STEPS = 8
@@ -106,7 +107,7 @@ def _writer(db: Database, run_id: str, stop: threading.Event, batches: list[int]
     """Large upserts in long write transactions, as a busy worker makes them."""
     n = 0
     while not stop.is_set():
-        records = [MoleculeRecord(f"C{'C' * (n % 7)}N{i}", reward=0.5, step=n + 1) for i in range(2000)]
+        records = [SampledMolecule(f"C{'C' * (n % 7)}N{i}", reward=0.5, step=n + 1) for i in range(2000)]
         with db.session() as session:
             write_molecules(session, run_id, records)
         n += 1
@@ -180,8 +181,8 @@ def test_a_raw_driver_error_from_the_bulk_write_path_is_retried(
     wraps: ``sqlite3.OperationalError('database is locked')`` must be retried like a wrapped one."""
     import sqlite3
 
+    from app.runs.lifecycle import claim_run
     from app.worker import execution as worker_module
-    from app.worker.claims import claim_run
     from app.worker.execution import RunExecution
 
     run_id = queue_run(db, tiny_run())
@@ -196,7 +197,7 @@ def test_a_raw_driver_error_from_the_bulk_write_path_is_retried(
 
     monkeypatch.setattr(worker_module, "write_molecules", locked_once)
     execution = RunExecution(db, settings, run_id, "w", threading.Event())
-    execution.on_molecules([MoleculeRecord("CCO", 0.4, 1), MoleculeRecord("CCN", 0.5, 1)])
+    execution.on_samples([SampledMolecule("CCO", 0.4, 1), SampledMolecule("CCN", 0.5, 1)])
     assert len(calls) == 2
     with db.session() as session:
         assert session.scalar(select(func.count()).where(Molecule.run_id == run_id)) == 2

@@ -42,10 +42,10 @@ def _child(request: dict[str, Any]) -> None:
 
 def serve() -> None:
     from app.cli import main  # noqa: F401
-    from app.runs import training
-    from app.worker import process  # noqa: F401
+    from app.worker import process  # noqa: F401  (imports the trainer stack once, before forking)
+    from synflow.runtime import configure_torch_threads
 
-    training.preload()
+    configure_torch_threads()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     print("ready", flush=True)
     for line in sys.stdin:

@@ -18,8 +18,9 @@ import pytest
 from app.core.db import Database
 from app.core.models import Run
 from app.core.settings import Settings
-from app.runs.store import MoleculeRecord, write_molecules
+from app.runs.store import write_molecules
 from devsupport.postgres import free_port
+from synflow.callbacks import SampledMolecule
 
 SEED_SMILES = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "CCN(CC)CC", "c1ccncc1", "Clc1ccccc1"]
 SERVER_BODY_LIMIT = 256 * 1024
@@ -35,7 +36,7 @@ def seed_run(db: Database, molecules: int = 30) -> tuple[str, list[int]]:
         session.flush()
         run_id = run.id
     records = [
-        MoleculeRecord(
+        SampledMolecule(
             SEED_SMILES[i % len(SEED_SMILES)] + "C" * (i // len(SEED_SMILES)),
             reward=(i * 7 % 10) / 10,
             step=i,

@@ -15,7 +15,8 @@ from sqlalchemy import select
 
 from app.core.db import Database
 from app.core.models import Molecule
-from app.runs.store import MoleculeRecord, write_molecules
+from app.runs.store import write_molecules
+from synflow.callbacks import SampledMolecule
 from tests.app.security.conftest import Server
 
 LOAD_SCRIPT = Path(__file__).resolve().parents[3] / "benchmarks" / "load.py"
@@ -35,7 +36,7 @@ def _keep_writing(url: str, run_id: str, stop: threading.Event, written: list[in
     step = 10_000
     try:
         while not stop.is_set():
-            records = [MoleculeRecord(f"CC{'C' * (step % 40)}N{'O' * (i % 3)}", 0.5, step) for i in range(5)]
+            records = [SampledMolecule(f"CC{'C' * (step % 40)}N{'O' * (i % 3)}", 0.5, step) for i in range(5)]
             with db.session() as session:
                 written.append(write_molecules(session, run_id, records))
             step += 1

@@ -75,9 +75,9 @@ def test_run_config_paths_stay_in_the_data_dir(client: TestClient, seeded: Seede
     for key in ("building_blocks", "templates", "cache_dir"):
         for path in bad:
             config = {"reward": {"components": [{"type": "qed"}]}, "environment": {key: path}}
-            answer = client.post("/api/v1/runs", json={"config": config})
+            answer = client.post("/api/v1/runs", json=config)
             assert answer.status_code == 422, (key, path, answer.text)
-            assert answer.json()["errors"][0]["field"] == f"config.environment.{key}", answer.text
+            assert answer.json()["errors"][0]["field"] == f"environment.{key}", answer.text
     config = {
         "reward": {"components": [{"type": "qed"}]},
         "environment": {"building_blocks": str(data_dir / "libraries" / "inside.smi")},

@@ -1,0 +1,64 @@
+"""Run configs at the service's edge: the checks the RunConfig schema cannot make, and the typed
+configs read back from a stored run row (validated once when the run was created)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from app.core.models import Run
+from synflow.config import ConfigError, RunConfig, SamplingConfig
+
+__all__ = ["check_paths", "check_storable", "run_config_of", "sampling_config_of"]
+
+_FILE_FIELDS = ("building_blocks", "templates", "cache_dir")
+
+
+def check_paths(config: RunConfig, data_dir: Path) -> None:
+    """A run must not read or write outside the server's data directory: every file the config
+    names must resolve (symlinks followed, ``..`` collapsed) inside it. Raises ``ConfigError``."""
+    root = data_dir.resolve()
+    errors = []
+    for key in _FILE_FIELDS:
+        value = getattr(config.environment, key)
+        if value is not None and not _inside(value, root):
+            errors.append((f"environment.{key}", f"must be a path inside the data directory ({root})"))
+    if errors:
+        raise ConfigError(errors)
+
+
+def check_storable(config: RunConfig) -> None:
+    """PostgreSQL's JSONB and text refuse NUL characters: name every field that holds one."""
+    bad = _nul_fields(config.model_dump(mode="json"))
+    if bad:
+        raise ConfigError([(field, "must not contain NUL characters") for field in bad[:20]])
+
+
+def _nul_fields(value: Any, path: str = "") -> list[str]:
+    if isinstance(value, str):
+        return [path or "(body)"] if "\x00" in value else []
+    if isinstance(value, dict):
+        found = [f"{path}.{k}".lstrip(".") for k in value if isinstance(k, str) and "\x00" in k]
+        for key, item in value.items():
+            found += _nul_fields(item, f"{path}.{key}".lstrip("."))
+        return found
+    if isinstance(value, list):
+        return [f for i, item in enumerate(value) for f in _nul_fields(item, f"{path}.{i}".lstrip("."))]
+    return []
+
+
+def _inside(value: Path, root: Path) -> bool:
+    try:
+        return value.resolve().is_relative_to(root)
+    except (OSError, RuntimeError, ValueError):
+        return False
+
+
+def run_config_of(run: Run) -> RunConfig:
+    """The typed RunConfig of a training run (stored resolved, as validated at creation)."""
+    return RunConfig.model_validate(run.config)
+
+
+def sampling_config_of(run: Run) -> SamplingConfig:
+    """The typed SamplingConfig of a sampling job."""
+    return SamplingConfig.model_validate(run.config)
