@@ -22,8 +22,11 @@ run: install
 demo: install
 	$(VENV)/bin/synflow hypergrid --steps 2000
 
+# ruff, the import-layer contracts (pyproject [tool.importlinter]), mypy on the packages, then the suite.
 test: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -n 2 -q
 
 lint: install
