@@ -151,7 +151,7 @@ def divergences(steps: int, seeds: list[int]) -> dict[str, Any]:
         runs = []
         for seed in seeds:
             trainer = Trainer(config(steps, seed, **loss))
-            summary = trainer.run()
+            summary = trainer.run().metrics
             runs.append(
                 {
                     k: summary[k]

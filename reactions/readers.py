@@ -1,16 +1,23 @@
-"""Read building-block files (.smi, .csv, .sdf; gzipped or not) into raw records with IDs and line numbers."""
+"""Read molecule files (.smi, .csv, .sdf; gzipped or not) into raw records with IDs and line numbers:
+building-block libraries and the molecules ``synflow score`` scores."""
 
 from __future__ import annotations
 
 import csv
 import gzip
 import io
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 SMILES_COLUMNS = ("smiles", "canonical_smiles", "smi", "smiles_string", "structure")
 ID_COLUMNS = ("id", "zinc_id", "compound_id", "catalog_id", "catalogue_id", "idnumber", "mol_id", "name")
+
+
+class MoleculeFileError(ValueError):
+    """A molecule file that cannot be read (unknown format, no SMILES column)."""
 
 
 @dataclass(frozen=True)
@@ -34,23 +41,35 @@ def file_format(path: Path) -> str:
     """'smi', 'csv' or 'sdf' from the file name (a trailing .gz is ignored)."""
     suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
     kind = suffixes[-1].lstrip(".") if suffixes else ""
-    aliases = {"smi": "smi", "smiles": "smi", "txt": "smi", "csv": "csv", "tsv": "csv",
-               "sdf": "sdf", "sd": "sdf"}
+    aliases = {
+        "smi": "smi",
+        "smiles": "smi",
+        "txt": "smi",
+        "csv": "csv",
+        "tsv": "csv",
+        "sdf": "sdf",
+        "sd": "sdf",
+    }
     if kind not in aliases:
-        raise ValueError(f"{path}: unknown building-block format {kind!r} "
-                         "(use .smi, .csv or .sdf, gzipped or not)")
+        raise MoleculeFileError(
+            f"{path}: unknown molecule file format {kind!r} (use .smi, .csv or .sdf, gzipped or not)"
+        )
     return aliases[kind]
 
 
 def read_records(path: str | Path) -> Iterator[RawRecord]:
-    """Every entry of a building-block file, in file order."""
+    """Every entry of a molecule file (.smi, .csv, .sdf, gzipped or not), in file order; ``-`` reads
+    SMILES lines from standard input."""
+    if str(path) == "-":
+        yield from _read_smi(sys.stdin, "stdin")
+        return
     path = Path(path)
     readers = {"smi": _read_smi, "csv": _read_csv, "sdf": _read_sdf}
     with _open_text(path) as handle:
         yield from readers[file_format(path)](handle, path.stem.split(".")[0])
 
 
-def _read_smi(handle: io.TextIOBase, stem: str) -> Iterator[RawRecord]:
+def _read_smi(handle: io.TextIOBase | TextIO, stem: str) -> Iterator[RawRecord]:
     row = 0
     for line_number, line in enumerate(handle, start=1):
         fields = line.split()
@@ -69,7 +88,9 @@ def _read_csv(handle: io.TextIOBase, stem: str) -> Iterator[RawRecord]:
     header = [h.strip().lower() for h in next(csv.reader([header_line], dialect))]
     smiles_col = next((header.index(c) for c in SMILES_COLUMNS if c in header), None)
     if smiles_col is None:
-        raise ValueError(f"no SMILES column in the CSV header {header} (expected one of {SMILES_COLUMNS})")
+        raise MoleculeFileError(
+            f"no SMILES column in the CSV header {header} (expected one of {SMILES_COLUMNS})"
+        )
     id_col = next((header.index(c) for c in ID_COLUMNS if c in header), None)
     for row, fields in enumerate(csv.reader(handle, dialect), start=1):
         line_number = row + 1

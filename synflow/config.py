@@ -32,6 +32,7 @@ from synflow.rewards import RewardConfig
 __all__ = [
     "DIVERGENCE_NAMES",
     "PRESETS",
+    "PRESET_DESCRIPTIONS",
     "ConditioningConfig",
     "ConfigError",
     "EnvironmentConfig",
@@ -66,6 +67,17 @@ PRESETS: dict[str, dict[str, Any]] = {
         "replay": {"fraction": 0.25, "sampling": "reward", "capacity": 2000},
         "training": {"batch_size": 64, "lr": 1e-3, "exploration": 0.05},
     },
+}
+
+
+PRESET_DESCRIPTIONS: dict[str, str] = {
+    "sample": "exact sampling: after training, molecules are drawn in proportion to the reward "
+    "(uniform backward policy over retro-verified parents, every compatible block in the block "
+    "choice); slower per step, as every molecule is retro-analysed. Also what no preset means.",
+    "optimise": "sample efficiency: the best molecules for a limited number of oracle calls (route "
+    "backward policy, 64 blocks subsampled per choice, beta 32, alpha annealed 0.75 to 1.2, "
+    "reward-weighted replay, epsilon 0.05); molecules are drawn in proportion to reward times their "
+    "number of routes. The PMO benchmark's recipe; it changes as that work improves it.",
 }
 
 

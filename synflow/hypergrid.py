@@ -20,16 +20,16 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import Tensor, nn
 
 from synflow.losses import AlphaSchedule, Divergence, divergence, ftb_loss
-
-if TYPE_CHECKING:
-    from rich.console import Console
+from synflow.runtime import configure_torch_threads
 
 Encoding = Literal["onehot", "thermometer"]
 BackwardPolicy = Literal["uniform", "learned"]
@@ -607,10 +607,6 @@ def run_hypergrid_demo(
     seed: int,
 ) -> ExactMetrics:
     """Train with a progress bar showing the loss and the exact L1, then print a summary."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from synflow.runtime import configure_torch_threads
 
     configure_torch_threads()
     cfg = HypergridConfig(

@@ -33,6 +33,7 @@ from app.libraries.catalogue import (
     inspect_templates,
     reward_components,
 )
+from synflow.config import PRESET_DESCRIPTIONS, PRESETS
 
 router = APIRouter(tags=["catalogues"])
 _ALLOWED_SUFFIXES = {".smi", ".smiles", ".txt", ".csv", ".tsv", ".sdf", ".sd", ".gz"}
@@ -41,6 +42,15 @@ _ALLOWED_SUFFIXES = {".smi", ".smiles", ".txt", ".csv", ".tsv", ".sdf", ".sd", "
 @router.get("/catalogue/reward-components")
 def list_reward_components() -> list[dict[str, Any]]:
     return reward_components()
+
+
+@router.get("/catalogue/presets")
+def list_presets() -> list[dict[str, Any]]:
+    """The RunConfig presets: what each is for and the values it sets (explicit keys override them)."""
+    return [
+        {"name": name, "description": PRESET_DESCRIPTIONS[name], "sets": values, "default": name == "sample"}
+        for name, values in PRESETS.items()
+    ]
 
 
 def ensure_bundled(request: Request, session: Session) -> None:

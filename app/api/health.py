@@ -13,6 +13,7 @@ from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select, text
 
 from app.core.db import Database
+from app.core.migrate import current_head
 from app.core.models import Run
 
 router = APIRouter(tags=["health"])
@@ -26,8 +27,6 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 def readyz(request: Request) -> JSONResponse:
-    from app.core.migrate import current_head
-
     db: Database = request.app.state.db
     try:
         with db.session() as session:

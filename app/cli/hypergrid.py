@@ -17,7 +17,7 @@ def register(cli: typer.Typer) -> None:
         seed: int = typer.Option(0),
     ) -> None:
         """Train a GFlowNet on the hypergrid and report the exact L1 distance to the target."""
-        from synflow.hypergrid import run_hypergrid_demo
+        from synflow.hypergrid import run_hypergrid_demo  # torch: 2.6 s at start-up otherwise (-X importtime)
 
         run_hypergrid_demo(
             steps=steps, dim=dim, side=side, divergence=divergence, alpha=alpha,

@@ -8,6 +8,13 @@ from pathlib import Path
 
 import typer
 
+from reactions.index import build_compatibility_index
+from reactions.library import load_building_blocks
+from reactions.report import library_summary
+from reactions.standardise import StandardisationSettings
+from reactions.storage import save_library
+from reactions.templates import TemplateParseError, default_template_set, load_template_set
+
 
 def register(cli: typer.Typer) -> None:
     library_cli = typer.Typer(help="Building-block libraries and their compatibility index.",
@@ -26,13 +33,6 @@ def register(cli: typer.Typer) -> None:
         max_heavy_atoms: int = typer.Option(60, help="reject blocks with more heavy atoms"),
     ) -> None:
         """Standardise BLOCKS, build the template × slot → blocks index in OUT, print a JSON summary."""
-        from reactions.index import build_compatibility_index
-        from reactions.library import load_building_blocks
-        from reactions.report import library_summary
-        from reactions.standardise import StandardisationSettings
-        from reactions.storage import save_library
-        from reactions.templates import TemplateParseError, default_template_set, load_template_set
-
         try:
             template_set = load_template_set(templates) if templates else default_template_set()
         except TemplateParseError as error:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import IO, Any
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from synflow.callbacks import SampledMolecule, TrainerCallback
+from synflow.config import ConfigError, load_run_config, parse_sampling_config
 
 
 class JsonlWriter(TrainerCallback):
@@ -75,10 +79,8 @@ def register(cli: typer.Typer) -> None:
         resume: bool = typer.Option(True, help="continue from OUT/checkpoints/last.pt when present"),
     ) -> None:
         """Train a SynFlowNet without the service, with a progress bar."""
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        from synflow.config import ConfigError, load_run_config
+        # torch and PyG load here, not at start-up: 2.6 s measured (-X importtime) that
+        # `synflow --help` and the service commands would otherwise pay
         from synflow.runtime import configure_torch_threads
         from synflow.trainer import Trainer
 
@@ -124,10 +126,7 @@ def register(cli: typer.Typer) -> None:
         out: Path | None = typer.Option(None, "--out", help="JSON lines file (default: stdout)"),
     ) -> None:
         """Draw N molecules (with routes and rewards) from a trained checkpoint."""
-        import sys
-
-        from synflow.config import ConfigError, parse_sampling_config
-        from synflow.runtime import configure_torch_threads
+        from synflow.runtime import configure_torch_threads  # torch: 2.6 s, see train
         from synflow.trainer import Trainer
 
         configure_torch_threads()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 
 def migrations_dir() -> Path:
@@ -33,6 +34,4 @@ def downgrade(url: str, revision: str) -> None:
 
 
 def current_head() -> str | None:
-    from alembic.script import ScriptDirectory
-
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()

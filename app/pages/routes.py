@@ -20,6 +20,7 @@ from app.api.deps import get_session, require_token
 from app.chem.parsing import ChemQueryError
 from app.core.models import Molecule, Run
 from app.pages.selection import SELECTION_MEDIA_TYPES, SelectionFormat, parse_ids, selection_stream
+from synflow.config import DIVERGENCE_NAMES
 
 STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
 
@@ -29,9 +30,7 @@ def _package_dir() -> Path:
 
 
 def _divergences() -> list[str]:
-    from synflow.losses import divergence_names
-
-    return list(divergence_names())
+    return list(DIVERGENCE_NAMES)  # from the config: the API process never imports torch
 
 
 def pages_router() -> APIRouter:

@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, func, select, tuple_
@@ -220,8 +221,6 @@ def list_runs(
 
 
 def _parse_time(value: str) -> Any:
-    from datetime import datetime
-
     try:
         return datetime.fromisoformat(value)
     except (TypeError, ValueError):

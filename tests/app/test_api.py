@@ -192,6 +192,16 @@ def test_catalogues(client: TestClient) -> None:
     components = client.get("/api/v1/catalogue/reward-components").json()
     qed = next(c for c in components if c["type"] == "qed")
     assert "properties" in qed["schema"]
+    presets = {p["name"]: p for p in client.get("/api/v1/catalogue/presets").json()}
+    assert set(presets) == {"sample", "optimise"} and presets["sample"]["default"]
+    assert presets["optimise"]["sets"]["environment"]["backward_policy"] == "route"
+    assert "exact" in presets["sample"]["description"]
+    schema = client.get("/openapi.json").json()
+    body = schema["paths"]["/api/v1/runs"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert (
+        body["$ref"].endswith("/RunConfig")
+        and "preset" in schema["components"]["schemas"]["RunConfig"]["properties"]
+    )
     bad = client.post(
         "/api/v1/template-sets",
         data={"name": "bad"},

@@ -89,7 +89,7 @@ def test_sdf_gz_with_ids_and_a_broken_record(tmp_path: Path) -> None:
 def test_unknown_format_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "blocks.xlsx"
     path.write_text("x")
-    with pytest.raises(ValueError, match="unknown building-block format"):
+    with pytest.raises(ValueError, match="unknown molecule file format"):
         load_building_blocks(path)
 
 

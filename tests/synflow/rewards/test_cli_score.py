@@ -59,6 +59,19 @@ def test_reads_gzipped_csv_and_writes_output_file(cli: typer.Typer, tmp_path: Pa
     assert [x["reward"] for x in lines] == pytest.approx([0.3, 0.6])
 
 
+def test_reads_sdf_and_names_an_unreadable_file(cli: typer.Typer, tmp_path: Path) -> None:
+    (tmp_path / "r.toml").write_text('[[components]]\ntype = "qed"\n')
+    with Chem.SDWriter(str(tmp_path / "m.sdf")) as writer:
+        for smiles in ("CCO", "c1ccccc1O"):
+            writer.write(Chem.MolFromSmiles(smiles))
+    code, lines, err = run(cli, str(tmp_path / "r.toml"), str(tmp_path / "m.sdf"))
+    assert code == 0, err
+    assert [line["canonical_smiles"] for line in lines] == ["CCO", "Oc1ccccc1"]
+    (tmp_path / "m.csv").write_text("name,value\na,1\n")
+    code, _, err = run(cli, str(tmp_path / "r.toml"), str(tmp_path / "m.csv"))
+    assert code == 2 and "m.csv" in err and "no SMILES column" in err
+
+
 def test_invalid_config_reports_field_path(cli: typer.Typer, tmp_path: Path) -> None:
     (tmp_path / "r.json").write_text(json.dumps({"components": [
         {"type": "qed"}, {"type": "sa", "transform": {"type": "sigmoid", "low": "x", "high": 1}}]}))
