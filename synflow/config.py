@@ -206,6 +206,18 @@ class RunConfig(_Section):
             return data  # the field's own validation names the allowed values
         return _merged(PRESETS[preset], data)
 
+    @model_validator(mode="after")
+    def _one_log_z_per_batch(self) -> RunConfig:
+        if self.loss.log_z == "devgrad" and self.conditioning.beta_range is not None:
+            lo, hi = self.conditioning.beta_range
+            if lo != hi:
+                raise ValueError(
+                    "loss.log_z: 'devgrad' estimates one log Z per batch, but log Z depends on β and "
+                    "conditioning.beta_range draws a β per trajectory; use log_z = 'learned' "
+                    "(conditioned on β)"
+                )
+        return self
+
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)
 

@@ -59,8 +59,9 @@ class Divergence(Protocol):
         """Elementwise L_f(Δ), Δ = log p_model − log p_target."""
         ...
 
-    def log_z_shift(self, delta: Tensor) -> Tensor:
-        """c = argmin_c Σ_i L_f(Δ_i + c) over the batch (a detached 0-d tensor)."""
+    def log_z_shift(self, delta: Tensor, weights: Tensor | None = None) -> Tensor:
+        """c = argmin_c Σ_i w_i L_f(Δ_i + c) over the batch (w = 1 without weights; a detached 0-d
+        tensor of ``delta``'s dtype, computed in float64)."""
         ...
 
 
@@ -121,14 +122,18 @@ class AlphaDivergence:
         slope = math.expm1(x_max) / k
         return torch.where(x > x_max, l0 + slope * (delta - d0), inside)
 
-    def log_z_shift(self, delta: Tensor) -> Tensor:
-        d = delta.detach()
+    def log_z_shift(self, delta: Tensor, weights: Tensor | None = None) -> Tensor:
+        # In float64: near α = 1 the shift divides a log-mean-exp by k = α − 1, and float32's
+        # rounding of kΔ (≈1e-7 relative) divided by a small k is a large error (0.044 at k = 2e-6).
+        d = delta.detach().to(torch.float64)
+        w = _unit_weights(d, weights)
         k = self.k
-        if abs(k) < 1e-6:
-            # −(logmeanexp(kΔ))/k → −mean Δ − k·var Δ/2 as k → 0 (second order is exact enough here).
-            return -(d.mean() + 0.5 * k * d.var(unbiased=False))
-        log_mean_exp = torch.logsumexp(k * d, dim=0) - math.log(d.numel())
-        return -log_mean_exp / k
+        mean = (w * d).sum()
+        if abs(k) < 1e-9:
+            # −(log Σ w e^{kΔ})/k → −mean Δ − k·var Δ/2 as k → 0; the next term is O(k²).
+            return (-(mean + 0.5 * k * (w * (d - mean) ** 2).sum())).to(delta.dtype)
+        log_mean_exp = torch.logsumexp(k * d + torch.log(w), dim=0)
+        return (-log_mean_exp / k).to(delta.dtype)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,13 +189,14 @@ class JensenShannon:
         neg = 2 * delta * math.log(2) + delta * delta + math.pi**2 / 6 + 2 * li
         return torch.where(delta >= 0, pos, neg)
 
-    def log_z_shift(self, delta: Tensor) -> Tensor:
-        """The root of Σ log(2σ(Δ_i + c)) = 0: bisection on the bracket [−max Δ, −min Δ], then Newton."""
+    def log_z_shift(self, delta: Tensor, weights: Tensor | None = None) -> Tensor:
+        """The root of Σ w_i log(2σ(Δ_i + c)) = 0: bisection on the bracket [−max Δ, −min Δ], then Newton."""
         d = delta.detach().to(torch.float64)
+        w = _unit_weights(d, weights)
         lo, hi = -d.max(), -d.min()
 
         def grad(c: Tensor) -> Tensor:
-            return (math.log(2) + torch.nn.functional.logsigmoid(d + c)).sum()
+            return (w * (math.log(2) + torch.nn.functional.logsigmoid(d + c))).sum()
 
         for _ in range(self.max_iterations):
             mid = 0.5 * (lo + hi)
@@ -202,7 +208,7 @@ class JensenShannon:
                 break
         c = 0.5 * (lo + hi)
         for _ in range(2):  # Newton polish; the derivative Σσ(−(Δ+c)) > 0 is well behaved here.
-            slope = torch.sigmoid(-(d + c)).sum()
+            slope = (w * torch.sigmoid(-(d + c))).sum()
             if slope > 0:
                 c = c - grad(c) / slope
         return c.to(delta.dtype)
@@ -220,12 +226,18 @@ class TotalVariation:
     def loss(self, delta: Tensor) -> Tensor:
         return delta.abs()
 
-    def log_z_shift(self, delta: Tensor) -> Tensor:
-        # Any point between the two middle values minimises Σ|Δ_i + c| for even batches; take their mean.
-        d = delta.detach().flatten().sort().values
-        n = d.numel()
-        mid = 0.5 * (d[(n - 1) // 2] + d[n // 2])
-        return -mid
+    def log_z_shift(self, delta: Tensor, weights: Tensor | None = None) -> Tensor:
+        # −(weighted median of Δ): where the weight below and above balance. When a whole interval
+        # minimises Σ w|Δ_i + c| (an even split), take the midpoint of its ends.
+        d = delta.detach().to(torch.float64).flatten()
+        order = torch.argsort(d)
+        d = d[order]
+        w = _unit_weights(d, None if weights is None else weights.detach().flatten()[order])
+        below = torch.cumsum(w, 0)
+        lower = int(torch.searchsorted(below, torch.tensor(0.5, dtype=below.dtype) - 1e-12))
+        upper = int(torch.searchsorted(below, torch.tensor(0.5, dtype=below.dtype) + 1e-12))
+        upper = min(upper, d.numel() - 1)
+        return (-0.5 * (d[lower] + d[upper])).to(delta.dtype)
 
 
 _ALPHA_MEMBERS = {"reverse_kl": 1.0, "forward_kl": 0.0, "pearson": 2.0, "neyman": -1.0, "hellinger": 0.5}
@@ -259,6 +271,16 @@ def divergence(name: str, **params: float) -> Divergence:
         _reject_params(name, params, allowed=set())
         return TotalVariation()
     raise ValueError(f"unknown divergence {name!r}; expected one of {', '.join(divergence_names())}")
+
+
+def _unit_weights(d: Tensor, weights: Tensor | None) -> Tensor:
+    """Weights normalised to sum 1, in ``d``'s dtype (uniform when none are given)."""
+    if weights is None:
+        return torch.full_like(d, 1.0 / d.numel())
+    w = weights.detach().to(d.dtype).flatten()
+    if bool((w < 0).any()) or not bool(w.sum() > 0):
+        raise ValueError("weights must be non-negative with a positive sum")
+    return w / w.sum()
 
 
 def _reject_params(name: str, params: dict[str, float], allowed: set[str]) -> None:
@@ -298,7 +320,9 @@ def ftb_loss(
         log_reward: log R(x) per trajectory (already β-scaled), shape [B].
         div: the member of the family, from ``divergence``.
         log_z: learned log Z, shape [B] (conditioned per trajectory) or a scalar; ``None`` uses the
-            DevGrad estimate c = ``div.log_z_shift`` of the batch, detached.
+            DevGrad estimate c = ``div.log_z_shift`` of the batch (weighted like the loss), detached.
+            One shift serves the whole batch, so every trajectory must share one target: DevGrad
+            with β varying across the batch is wrong (log Z depends on β) and RunConfig refuses it.
         temper: optional t > 0 for the tempered loss (1/t)·L_f(tΔ + c) (c the shift of tΔ when log Z
             is DevGrad); t < 1 softens the exponential tails of strongly seeking/covering members.
         weights: optional non-negative per-trajectory weights (e.g. importance weights); the loss is
@@ -309,7 +333,7 @@ def ftb_loss(
     if scale <= 0:
         raise ValueError(f"temper must be positive, got {temper}")
     if log_z is None:
-        shift = div.log_z_shift(scale * delta0.detach())
+        shift = div.log_z_shift(scale * delta0.detach(), weights)
         scaled = scale * delta0 + shift
         log_z_value = shift / scale
     else:

@@ -74,6 +74,14 @@ def test_errors_name_the_field_path() -> None:
         parse_sampling_config({"count": 0})
 
 
+def test_devgrad_with_a_beta_range_is_refused() -> None:
+    """One DevGrad shift per batch cannot serve trajectories whose log Z differs (log Z depends on β)."""
+    with pytest.raises(ConfigError, match=r"loss\.log_z.*learned"):
+        parse_run_config({**QED, "loss": {"log_z": "devgrad"}, "conditioning": {"beta_range": [1, 8]}})
+    parse_run_config({**QED, "loss": {"log_z": "learned"}, "conditioning": {"beta_range": [1, 8]}})
+    parse_run_config({**QED, "loss": {"log_z": "devgrad"}})
+
+
 def test_a_bad_file_is_a_config_error_naming_it(tmp_path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("steps = = 3\n")

@@ -77,6 +77,41 @@ def test_log_z_shift_is_the_brute_force_argmin(name: str, params: dict, seed: in
         assert c_closed == pytest.approx(res.x, abs=1e-6)
 
 
+@pytest.mark.parametrize(("name", "params"), MEMBERS, ids=IDS)
+def test_weighted_log_z_shift_is_the_brute_force_weighted_argmin(name: str, params: dict) -> None:
+    """The DevGrad shift honours the same weights as the loss: c = argmin Σ w_i L(Δ_i + c)."""
+    div = divergence(name, **params)
+    rng = np.random.default_rng(7)
+    delta = torch.tensor(rng.normal(0.3, 1.2, size=25), dtype=torch.float64)
+    weights = torch.tensor(rng.exponential(size=25) ** 2, dtype=torch.float64)
+
+    def objective(c: float) -> float:
+        return float((weights * div.loss(delta + c)).sum())
+
+    c_closed = float(div.log_z_shift(delta, weights))
+    res = optimize.minimize_scalar(objective, bracket=(-5, 5), tol=1e-14)
+    assert objective(c_closed) <= res.fun + 1e-10 * (1 + abs(res.fun))
+    unweighted = float(div.log_z_shift(delta))
+    assert objective(c_closed) < objective(unweighted), "the weights change the shift"
+    # ftb_loss uses the weighted shift: the loss is then minimal over translations of log Z.
+    zeros = torch.zeros_like(delta)
+    at_shift = ftb_loss(delta, zeros, zeros, div, weights=weights).loss
+    moved = ftb_loss(delta, zeros, zeros, div, log_z=torch.tensor(c_closed + 0.05), weights=weights).loss
+    assert float(at_shift) <= float(moved) + 1e-12
+
+
+@pytest.mark.parametrize("k", [2e-6, 1e-4, 1e-2])
+def test_alpha_shift_near_one_is_exact_in_float32(k: float) -> None:
+    """Near α = 1 the shift divides by k = α − 1; computed in float64 it stays exact for float32 input."""
+    rng = np.random.default_rng(3)
+    delta64 = torch.tensor(rng.normal(0.0, 3.0, size=64), dtype=torch.float64)
+    delta32 = delta64.float()
+    div = divergence("alpha", alpha=1 + k)
+    exact = -(torch.logsumexp(k * delta32.double(), 0) - math.log(64)) / k
+    assert float(div.log_z_shift(delta32)) == pytest.approx(float(exact), abs=1e-5)
+    assert div.log_z_shift(delta32).dtype == torch.float32
+
+
 def _two_mode_target(n: int = 30) -> torch.Tensor:
     y = torch.arange(n, dtype=torch.float64)
     p = torch.exp(-0.5 * ((y - 6) / 2.0) ** 2) + 0.6 * torch.exp(-0.5 * ((y - 21) / 2.5) ** 2) + 0.01
