@@ -54,8 +54,9 @@ def _reverse_reaction(smarts: str) -> rdChemReactions.ChemicalReaction | None:
 def _canonical(mol: Chem.Mol, n_template_atoms: int) -> str | None:
     """Canonical SMILES of a retro-reaction outcome, or None when it is not a sane molecule.
 
-    RDKit copies a mapped atom's hydrogen count from the product, where it had one bond more; let
-    non-aromatic atoms recompute their implicit hydrogens (forward verification checks the result).
+    RDKit copies a mapped atom's hydrogen count from the product, where it had one bond more, or
+    takes it from an H query of the reverse template; let non-aromatic atoms recompute their
+    hydrogens from their valence (forward verification checks the result).
     Only the first ``n_template_atoms`` atoms need it: RunReactants builds each outcome from its
     product template's atoms first, in template order, then copies the untouched rest of the
     molecule, whose atoms (hydrogen counts, no radicals, no atom maps) are exactly as they were in
@@ -65,6 +66,10 @@ def _canonical(mol: Chem.Mol, n_template_atoms: int) -> str | None:
         atoms = [mol.GetAtomWithIdx(i) for i in range(min(n_template_atoms, mol.GetNumAtoms()))]
         for atom in atoms:
             if atom.GetNoImplicit() and not atom.GetIsAromatic():
+                # A product-side query such as [N;H2,H1] sets an explicit H count (its first
+                # alternative): drop it too, or a tertiary amide's amine comes back as [NH2] with
+                # valence 4 and the step that made it is never found.
+                atom.SetNumExplicitHs(0)
                 atom.SetNoImplicit(False)
         Chem.SanitizeMol(mol)
         if any(atom.GetNumRadicalElectrons() for atom in atoms):
@@ -74,6 +79,31 @@ def _canonical(mol: Chem.Mol, n_template_atoms: int) -> str | None:
         return None
 
 
+def _draws_kekule_rings(rev: rdChemReactions.ChemicalReaction) -> bool:
+    """Whether a reverse template's reactant pattern (the forward product) draws ring bonds as
+    explicit single/double bonds: a ring the forward reaction closes, such as a click triazole or
+    a tetrazole, is aromatic in the sanitised product and only matches its Kekulé form."""
+    for i in range(rev.GetNumReactantTemplates()):
+        pattern = Chem.Mol(rev.GetReactantTemplate(i))
+        pattern.UpdatePropertyCache(strict=False)
+        Chem.FastFindRings(pattern)
+        for bond in pattern.GetBonds():
+            explicit = bond.GetBondType() == Chem.BondType.DOUBLE or Chem.Bond.GetSmarts(bond) == "-"
+            if bond.IsInRing() and explicit:
+                return True
+    return False
+
+
+def _kekulized(mol: Chem.Mol) -> Chem.Mol:
+    """The molecule in RDKit's Kekulé form with aromatic flags cleared (a copy)."""
+    kekule = Chem.Mol(mol)
+    try:
+        Chem.Kekulize(kekule, clearAromaticFlags=True)
+    except Chem.KekulizeException:
+        return mol
+    return kekule
+
+
 # Elements tried for an atom a reverse template creates from an atom list such as [Cl,Br,I] (RDKit
 # writes it as a dummy atom): the leaving groups of common templates.
 _LIST_ATOM_ELEMENTS = (9, 17, 35, 53, 8)
@@ -81,22 +111,27 @@ _LIST_ATOM_ELEMENTS = (9, 17, 35, 53, 8)
 
 def _candidate_names(mol: Chem.Mol, n_template_atoms: int) -> list[str]:
     """Canonical SMILES of a retro outcome, one per assignment of its dummy (atom-list) atoms
-    (dummies are template atoms, so only the first ``n_template_atoms`` are looked at)."""
+    (dummies are template atoms, so only the first ``n_template_atoms`` are looked at), and each
+    also with the template atoms' formal charges cleared: a list such as [OH,O-] or [NH2,NH3+]
+    makes RDKit create the charged alternative, while the real parent is usually the neutral one.
+    The forward check decides which candidates are parents."""
     n = min(n_template_atoms, mol.GetNumAtoms())
     dummies = [i for i in range(n) if mol.GetAtomWithIdx(i).GetAtomicNum() == 0]
-    if not dummies:
-        name = _canonical(Chem.Mol(mol), n)
-        return [] if name is None else [name]
+    charged = [i for i in range(n) if mol.GetAtomWithIdx(i).GetFormalCharge() != 0]
     if len(dummies) > 2:
         return []
     out: list[str] = []
     for elements in itertools.product(_LIST_ATOM_ELEMENTS, repeat=len(dummies)):
-        variant = Chem.RWMol(mol)
-        for idx, z in zip(dummies, elements, strict=True):
-            variant.GetAtomWithIdx(idx).SetAtomicNum(z)
-        name = _canonical(variant.GetMol(), n)
-        if name is not None and name not in out:
-            out.append(name)
+        for neutral in (False, True) if charged else (False,):
+            variant = Chem.RWMol(mol)
+            for idx, z in zip(dummies, elements, strict=True):
+                variant.GetAtomWithIdx(idx).SetAtomicNum(z)
+            if neutral:
+                for idx in charged:
+                    variant.GetAtomWithIdx(idx).SetFormalCharge(0)
+            name = _canonical(variant.GetMol(), n)
+            if name is not None and name not in out:
+                out.append(name)
     return out
 
 
@@ -152,6 +187,7 @@ class SynthesisChemistry:
         self._is_start = np.zeros(self.n_blocks, dtype=bool)
         self._is_start[self.start_blocks] = True
         self._reverse = [_reverse_reaction(t.smarts) for t in self.templates]
+        self._kekule_match = [rev is not None and _draws_kekule_rings(rev) for rev in self._reverse]
         self._screen = self._build_screen()
         # atoms of each reverse template's product patterns (the first atoms of each retro outcome)
         self._reverse_sizes = [
@@ -267,12 +303,19 @@ class SynthesisChemistry:
             self.stats["retro"] += 1
             found: set[RetroParent] = set()
             mol = self.mol(smiles)
+            kekule: Chem.Mol | None = None
             _quiet = rdBase.BlockLogs()  # impossible retro outcomes are expected; silence RDKit
-            for t, rev, sizes in zip(self.templates, self._reverse, self._reverse_sizes, strict=True):
+            for t, rev, sizes, needs_kekule in zip(
+                self.templates, self._reverse, self._reverse_sizes, self._kekule_match, strict=True
+            ):
                 if rev is None:
                     continue
                 for outcome in rev.RunReactants((mol,)):
                     found.update(self._verify(t, outcome, sizes, smiles))
+                if needs_kekule:
+                    kekule = _kekulized(mol) if kekule is None else kekule
+                    for outcome in rev.RunReactants((kekule,)):
+                        found.update(self._verify(t, outcome, sizes, smiles))
             cached = self._retro[smiles] = tuple(
                 sorted(found, key=lambda p: (p.template, p.slot, p.parent, p.block))
             )

@@ -10,6 +10,8 @@ the route so far is kept by the trajectory. Forward actions:
   ``max_reactions``).
 A reaction whose product cannot be made (no product, or a product whose retro-analysis does not
 give back this very step) ends the trajectory in an *invalid* terminal, which gets the reward floor.
+The second case is counted per template and warned about once (``unverified``); ``synflow.retro_audit``
+measures how often it happens for a template set.
 Backward actions mirror them: un-stop to a depth at which the molecule is reachable, un-react to a
 verified, reachable parent, un-start to the empty state.
 
@@ -30,6 +32,8 @@ distribution over molecules matters less than speed, and every sampled molecule 
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
@@ -39,6 +43,8 @@ from models.actions import STOP, decode_level1, level1_index, tslot_index
 from synflow.chemistry import RetroParent, SynthesisChemistry
 
 __all__ = ["Action", "State", "SynthesisEnv"]
+
+log = logging.getLogger("synflow.env")
 
 ActionKind = Literal["start", "uni", "bi", "stop"]
 
@@ -84,6 +90,9 @@ class SynthesisEnv:
     def __init__(self, chemistry: SynthesisChemistry, verify_retro: bool = True) -> None:
         self.chem = chemistry
         self.verify_retro = verify_retro
+        # Products the forward step made but the retro-analysis cannot give back (their trajectory
+        # ends invalid under the uniform backward policy), per template: counted and warned about.
+        self.unverified: Counter[int] = Counter()
         self.max_reactions = chemistry.max_reactions
         self.min_reactions = chemistry.min_reactions
         self.n_templates = len(chemistry.templates)
@@ -131,9 +140,22 @@ class SynthesisEnv:
         if self.verify_retro:
             step = RetroParent(action.template, action.slot, state.smiles, action.block)
             if step not in self.chem.retro(product):
+                self._unverifiable(action.template, product)
                 return None
         self.chem.mark_reachable(product, state.depth + 1)
         return State(product, state.depth + 1)
+
+    def _unverifiable(self, template: int, product: str) -> None:
+        if not self.unverified[template]:
+            t = self.chem.templates[template]
+            log.warning(
+                "template %s (%s): the retro-analysis does not give back the step that made %s; "
+                "such products end their trajectory as invalid (counted in the metric unverified_products)",
+                t.index,
+                t.name or t.smarts,
+                product,
+            )
+        self.unverified[template] += 1
 
     # -- backward ----------------------------------------------------------------------------
     def parents(self, state: State) -> list[tuple[State, Action]]:

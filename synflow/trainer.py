@@ -123,10 +123,20 @@ class Trainer:
 
     # -- sampling and scoring ----------------------------------------------------------------
     def sample(
-        self, n: int, temperature: float = 1.0, exploration: float = 0.0, betas: list[float] | None = None
+        self,
+        n: int,
+        temperature: float = 1.0,
+        exploration: float = 0.0,
+        betas: list[float] | None = None,
+        exact_blocks: bool = False,
     ) -> list[Trajectory]:
-        """Draw ``n`` trajectories from the sampling (EMA) model and score their molecules."""
-        settings = SamplerSettings(self.config.environment.blocks_per_template, temperature, exploration)
+        """Draw ``n`` trajectories from the sampling (EMA) model and score their molecules.
+
+        ``exact_blocks`` offers every compatible block to the block choice even when the run trains
+        with a subsample (``environment.blocks_per_template``): the trained policy's own distribution.
+        """
+        blocks = None if exact_blocks else self.config.environment.blocks_per_template
+        settings = SamplerSettings(blocks, temperature, exploration)
         self.sampling_model.eval()
         before = dict(self.sampler.timers)
         trajs = self.sampler.sample(
@@ -202,6 +212,7 @@ class Trainer:
         batch = online + replayed
         info = self.optimise(batch) if batch else {}
         info["unscored"] = float(len(drawn) - len(online))
+        info["unverified_products"] = float(sum(self.env.unverified.values()))
         info["oracle_calls"] = float(self.reward.oracle_calls)
         self.step += 1
         self._report(new, samples)
@@ -321,7 +332,8 @@ class Trainer:
 
     # -- sampling a trained model ------------------------------------------------------------
     def draw(self, sampling: SamplingConfig) -> TrainingOutcome:
-        """Draw ``sampling.count`` molecules in batches of ``training.batch_size``, reporting each
+        """Draw ``sampling.count`` molecules from the trained policy (every compatible block offered,
+        whatever subsample training used) in batches of ``training.batch_size``, reporting each
         batch's scored molecules (``on_samples``, step = batch number) and progress to the callbacks."""
         batch_size = self.config.training.batch_size
         batches = -(-sampling.count // batch_size)
@@ -332,7 +344,8 @@ class Trainer:
             if self.reward.exhausted:
                 return TrainingOutcome("budget_spent", number - 1, {})
             n = min(batch_size, sampling.count - drawn)
-            trajs = [t for t in self.sample(n, sampling.temperature) if t.valid and t.scored]
+            drawn_now = self.sample(n, sampling.temperature, exact_blocks=True)
+            trajs = [t for t in drawn_now if t.valid and t.scored]
             drawn += n
             self._report(*self._record(trajs, number))
             for cb in self.callbacks:

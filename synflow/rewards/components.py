@@ -32,15 +32,39 @@ from synflow.rewards.transforms import ClipTransform, TransformConfig
 
 FingerprintKind = Literal["morgan", "feature_morgan", "atom_pair", "topological_torsion", "rdkit", "maccs"]
 PmoTask = Literal[
-    "albuterol_similarity", "mestranol_similarity", "celecoxib_rediscovery",
-    "troglitazone_rediscovery", "thiothixene_rediscovery", "amlodipine_mpo", "fexofenadine_mpo",
-    "osimertinib_mpo", "perindopril_mpo", "ranolazine_mpo", "sitagliptin_mpo", "zaleplon_mpo",
-    "median1", "median2", "isomers_c7h8n2o2", "isomers_c9h10n2o2pf2cl", "deco_hop", "scaffold_hop",
-    "valsartan_smarts", "qed",
+    "albuterol_similarity",
+    "mestranol_similarity",
+    "celecoxib_rediscovery",
+    "troglitazone_rediscovery",
+    "thiothixene_rediscovery",
+    "amlodipine_mpo",
+    "fexofenadine_mpo",
+    "osimertinib_mpo",
+    "perindopril_mpo",
+    "ranolazine_mpo",
+    "sitagliptin_mpo",
+    "zaleplon_mpo",
+    "median1",
+    "median2",
+    "isomers_c7h8n2o2",
+    "isomers_c9h10n2o2pf2cl",
+    "deco_hop",
+    "scaffold_hop",
+    "valsartan_smarts",
+    "qed",
 ]
 PhyschemDescriptor = Literal[
-    "mw", "tpsa", "logp", "hbd", "hba", "rotatable_bonds", "rings", "aromatic_rings", "heavy_atoms",
-    "fraction_sp3", "formal_charge",
+    "mw",
+    "tpsa",
+    "logp",
+    "hbd",
+    "hba",
+    "rotatable_bonds",
+    "rings",
+    "aromatic_rings",
+    "heavy_atoms",
+    "fraction_sp3",
+    "formal_charge",
 ]
 
 
@@ -75,7 +99,8 @@ class ComponentBase(BaseModel):
     weight: float = Field(1.0, ge=0.0, description="weight in the aggregation (ignored for filters)")
     transform: TransformConfig | None = Field(None, description="shapes the raw value into [0, 1]")
     role: Literal["score", "filter"] = Field(
-        "score", description="`score`: aggregated by weighted mean; `filter`: multiplies afterwards",
+        "score",
+        description="`score`: aggregated by weighted mean; `filter`: multiplies afterwards",
     )
 
     def default_name(self) -> str:
@@ -149,7 +174,8 @@ class PmoComponent(ComponentBase):
     type: Literal["pmo"] = "pmo"
     task: PmoTask
     legacy_isomers: bool = Field(
-        False, description="TDC <= 0.3 isomer scoring (counts atoms in the SMILES text)",
+        False,
+        description="TDC <= 0.3 isomer scoring (counts atoms in the SMILES text)",
     )
 
     def default_name(self) -> str:
@@ -226,7 +252,7 @@ class DockingComponent(ComponentBase):
     size: tuple[float, float, float] = Field((20.0, 20.0, 20.0), description="box edges (Å)")
     exhaustiveness: int = Field(8, ge=1, le=64)
     n_poses: int = Field(1, ge=1, le=20)
-    seed: int = Field(0, description="Vina and RDKit embedding seed")
+    seed: int = Field(0, ge=0, description="Vina and RDKit embedding seed: the same seed, the same scores")
     processes: int | None = Field(None, ge=1, description="worker processes; default all cores")
     timeout_s: float = Field(300.0, gt=0, description="per ligand; a timed-out ligand scores 0")
 
@@ -237,14 +263,28 @@ class DockingComponent(ComponentBase):
 def component_registry() -> Mapping[str, type[ComponentBase]]:
     """Every component type by name (an immutable mapping of classes)."""
     classes: list[type[ComponentBase]] = [
-        QedComponent, SaComponent, PhyschemComponent, SimilarityComponent, SubstructureComponent,
-        PmoComponent, PythonComponent, CommandComponent, DockingComponent,
+        QedComponent,
+        SaComponent,
+        PhyschemComponent,
+        SimilarityComponent,
+        SubstructureComponent,
+        PmoComponent,
+        PythonComponent,
+        CommandComponent,
+        DockingComponent,
     ]
     return MappingProxyType({c.model_fields["type"].default: c for c in classes})
 
 
 ComponentConfig = Annotated[
-    QedComponent | SaComponent | PhyschemComponent | SimilarityComponent | SubstructureComponent
-    | PmoComponent | PythonComponent | CommandComponent | DockingComponent,
+    QedComponent
+    | SaComponent
+    | PhyschemComponent
+    | SimilarityComponent
+    | SubstructureComponent
+    | PmoComponent
+    | PythonComponent
+    | CommandComponent
+    | DockingComponent,
     WrapValidator(tagged_validator(component_registry)),
 ]

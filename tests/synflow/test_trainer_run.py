@@ -97,3 +97,22 @@ def test_checkpoints_every_n_steps_or_t_seconds_whichever_first(
     Trainer(config, callbacks=[seen], chemistry=chemistry, checkpoint_dir=tmp_path).run()
     assert seen.checkpoints == expected
     assert (tmp_path / "last.pt").exists()
+
+
+def test_sampling_a_trained_model_offers_every_block_whatever_training_subsampled(chemistry) -> None:
+    trainer = Trainer(tiny_config(environment={"blocks_per_template": 1}), chemistry=chemistry)
+    offered = [
+        (step.candidates.size, step.n_total)
+        for traj in trainer.sample(16, exact_blocks=True)
+        for step in traj.steps
+        if step.candidates is not None
+    ]
+    assert offered and all(size == total for size, total in offered)
+    assert any(total > 1 for _, total in offered)
+    subsampled = [
+        step.candidates.size
+        for traj in trainer.sample(16)
+        for step in traj.steps
+        if step.candidates is not None
+    ]
+    assert set(subsampled) == {1}

@@ -52,3 +52,12 @@ def test_missing_receptor_fails_when_built(tmp_path: Path) -> None:
         {"type": "docking", "receptor": str(tmp_path / "none.pdbqt"), "center": [0, 0, 0]}]})
     with pytest.raises(FileNotFoundError, match="receptor"):
         build_reward(config)
+
+
+def test_docking_is_reproducible_with_the_same_seed(shared_data: Path) -> None:
+    """Vina picks a random seed when given 0; the component's seed is always passed as a fixed one."""
+    affinities = []
+    for _ in range(3):
+        with build_reward(docking_config(shared_data)) as reward:
+            affinities.append(float(reward.score([ESTRADIOL]).scores["docking_raw"][0]))
+    assert affinities[0] == affinities[1] == affinities[2], affinities
