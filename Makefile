@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run demo test lint bench-quick fuzz clean
+.PHONY: install run demo test test-exact lint bench-quick fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,11 @@ test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 -q -m "not exact"
+
+# The long exactness trainings (tests/synflow/test_exactness.py): .ci/run runs them after `make test`.
+test-exact: install
+	$(PY) -m pytest -n 2 -q -m exact
 
 lint: install
 	$(VENV)/bin/ruff check .

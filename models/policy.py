@@ -49,7 +49,7 @@ class SynthesisPolicy(nn.Module):
         self.tslot = nn.Embedding(tslot_count(n_templates), hidden)
         self.query = mlp([2 * hidden, hidden, hidden])
         self.blocks = BlockEncoder(fp_dim, desc_dim, block_hidden, hidden)
-        self.backward_parent = mlp([3 * hidden, hidden, 1])
+        self.backward_parent = mlp([4 * hidden, hidden, 1])
         self.backward_stop = mlp([hidden, hidden, 1])
         self.log_z_head = mlp([self.beta_encoding.dim, hidden, 1])
 
@@ -83,9 +83,12 @@ class SynthesisPolicy(nn.Module):
         """Embeddings [n, hidden] of blocks given as fingerprint bits (EmbeddingBag form) and descriptors."""
         return self.blocks(bits, offsets, descriptors)
 
-    def backward_parent_logits(self, z_child: Tensor, tslot: Tensor, block_emb: Tensor) -> Tensor:
-        """Scores of reaction parents: (child state, template-slot, block embedding or zeros)."""
-        return self.backward_parent(torch.cat([z_child, self.tslot(tslot), block_emb], dim=-1)).squeeze(-1)
+    def backward_parent_logits(
+        self, z_child: Tensor, z_parent: Tensor, tslot: Tensor, block_emb: Tensor
+    ) -> Tensor:
+        """Scores of reaction parents: child state, parent state, template-slot, block embedding (or 0)."""
+        features = torch.cat([z_child, z_parent, self.tslot(tslot), block_emb], dim=-1)
+        return self.backward_parent(features).squeeze(-1)
 
     def backward_stop_logits(self, z: Tensor) -> Tensor:
         """Scores of the (molecule, depth) states a terminal molecule could have stopped from."""

@@ -60,6 +60,8 @@ def backward_log_probs(runner: PolicyRunner, model: SynthesisPolicy, trajs: list
     tslots: list[int] = []
     blocks: list[int] = []
     child_rows: list[int] = []
+    parent_states: list[State] = []
+    parent_beta: list[float] = []
     children = [c.child for _, c in choices]
     z_child = runner.embed(model, children, torch.tensor([trajs[b].beta for b, _ in choices], device=device))
     stop_pos: list[int] = []
@@ -75,6 +77,8 @@ def backward_log_probs(runner: PolicyRunner, model: SynthesisPolicy, trajs: list
                 child_rows.append(k)
                 tslots.append(action.tslot)
                 blocks.append(action.block)
+                parent_states.append(state)
+                parent_beta.append(trajs[b].beta)
             segment.append(k)
     scores = torch.zeros(len(segment), device=device)
     if stop_pos:
@@ -82,7 +86,12 @@ def backward_log_probs(runner: PolicyRunner, model: SynthesisPolicy, trajs: list
         scores = scores.index_put((torch.tensor(stop_pos, device=device),), model.backward_stop_logits(z))
     if react_pos:
         emb = _block_embeddings_or_zero(runner, model, np.asarray(blocks))
-        logits = model.backward_parent_logits(z_child[child_rows], torch.tensor(tslots, device=device), emb)
+        # The parent molecule is an input too: parents that differ only in the molecule (same
+        # template, slot and block) would otherwise get the same score.
+        z_parent = runner.embed(model, parent_states, torch.tensor(parent_beta, device=device))
+        logits = model.backward_parent_logits(
+            z_child[child_rows], z_parent, torch.tensor(tslots, device=device), emb
+        )
         scores = scores.index_put((torch.tensor(react_pos, device=device),), logits)
     seg = torch.tensor(segment, device=device)
     lp = segment_log_softmax(scores, seg, len(choices))

@@ -31,7 +31,7 @@ from synflow.checkpoint import CHECKPOINT_NAME, read_checkpoint, write_checkpoin
 from synflow.chemistry import SynthesisChemistry
 from synflow.config import EnvironmentConfig, RunConfig, SamplingConfig, parse_run_config
 from synflow.env import SynthesisEnv
-from synflow.losses import ftb_loss
+from synflow.losses import Divergence, ftb_loss
 from synflow.metrics import MetricsTracker
 from synflow.objective import backward_log_probs, forward_log_probs
 from synflow.policy_runner import PolicyRunner
@@ -51,6 +51,29 @@ def load_chemistry(env: EnvironmentConfig) -> SynthesisChemistry:
     templates = load_template_set(env.templates) if env.templates else default_template_set()
     index = build_compatibility_index(library, templates, cache_dir=env.cache_dir)
     return SynthesisChemistry(library, templates, index, env.max_reactions, env.min_reactions)
+
+
+def balance_diagnostics(
+    log_pf: torch.Tensor, log_pb: torch.Tensor, log_r: torch.Tensor, delta: torch.Tensor, div: Divergence
+) -> dict[str, float]:
+    """What a user can read off a batch about how close the sampler is to p ∝ R.
+
+    ``ess``: the effective sample size, as a fraction of the batch, of the importance weights
+    w ∝ e^{−Δ} = p*(τ)/p_θ(τ) (1 when the sampler matches the target on these trajectories; low when
+    replayed or explored trajectories carry most of the weight). ``log_z_devgrad``: the batch's DevGrad
+    estimate of log Z, to compare with the learned ``log_z``. ``balance_corr``: the correlation of
+    log P_F(τ) − log P_B(τ|x) (the sampler's log p(x) along τ, up to log Z, with the known P_B) with
+    log R(x) over the batch; 1 at the optimum.
+    """
+    weights = torch.softmax(-delta.double(), 0)
+    out = {
+        "ess": float(1.0 / (weights.square().sum() * delta.numel())),
+        "log_z_devgrad": float(div.log_z_shift(log_pf - log_pb - log_r)),
+    }
+    estimate, target = (log_pf - log_pb).double(), log_r.double()
+    if estimate.numel() > 2 and float(estimate.std()) > 0 and float(target.std()) > 0:
+        out["balance_corr"] = float(torch.corrcoef(torch.stack([estimate, target]))[0, 1])
+    return out
 
 
 class Trainer:
@@ -249,14 +272,8 @@ class Trainer:
             log_pb = learned.detach()
             backward_loss = -learned.mean()
         log_z = self.model.log_z(beta) if self.config.loss.log_z == "learned" else None
-        out = ftb_loss(
-            log_pf,
-            log_pb,
-            log_r,
-            divergence_at(self.config.loss, self.step),
-            log_z=log_z,
-            temper=self.config.loss.temper,
-        )
+        div = divergence_at(self.config.loss, self.step)
+        out = ftb_loss(log_pf, log_pb, log_r, div, log_z=log_z, temper=self.config.loss.temper)
         loss = out.loss + self.config.loss.backward_policy_weight * backward_loss
         info = {
             "loss": float(out.loss.detach()),
@@ -264,6 +281,7 @@ class Trainer:
             "delta_abs": float(out.delta.detach().abs().mean()),
             "backward_loss": float(backward_loss.detach()),
             "lr": float(self.scheduler.get_last_lr()[0]),
+            **balance_diagnostics(log_pf.detach(), log_pb, log_r, out.delta.detach(), div),
         }
         return loss, info
 

@@ -261,17 +261,22 @@ def test_per_trajectory_log_z_and_weights() -> None:
     assert float(out.loss) == pytest.approx((3 * 0.5 * 1.5**2 + 0.5 * 4.0) / 4)
 
 
-def test_tempered_loss() -> None:
-    div = divergence("pearson")
-    delta = torch.tensor([0.3, -1.2, 2.0], dtype=torch.float64)
-    zeros = torch.zeros(3, dtype=torch.float64)
+def test_tempering_an_alpha_member_is_a_scaled_alpha_member() -> None:
+    """(1/t)·L_α(tΔ) = t·L_{α'}(Δ) with α' = 1 + t(α − 1): tempering softens the exponential tails
+    of a strongly seeking or covering member into a milder member of the same family, same minimiser.
+    Checked against the closed form of the other member, not against the tempered formula itself."""
+    delta = torch.tensor([0.3, -1.2, 2.0, -3.5], dtype=torch.float64)
+    zeros = torch.zeros(4, dtype=torch.float64)
     log_z = torch.tensor(0.1, dtype=torch.float64)
-    out = ftb_loss(delta, zeros, zeros, div, log_z=log_z, temper=0.5)
-    expected = (div.loss(0.5 * (delta + 0.1)) / 0.5).mean()
-    assert float(out.loss) == pytest.approx(float(expected), rel=1e-12)
-    dev = ftb_loss(delta, zeros, zeros, div, temper=0.5)
-    c = div.log_z_shift(0.5 * delta)
-    assert float(dev.loss) == pytest.approx(float((div.loss(0.5 * delta + c) / 0.5).mean()), rel=1e-12)
+    for alpha, t in [(2.0, 0.5), (-1.0, 0.25), (0.5, 2.0)]:
+        tempered = ftb_loss(delta, zeros, zeros, divergence("alpha", alpha=alpha), log_z=log_z, temper=t)
+        milder = ftb_loss(delta, zeros, zeros, divergence("alpha", alpha=1 + t * (alpha - 1)), log_z=log_z)
+        assert float(tempered.loss) == pytest.approx(t * float(milder.loss), rel=1e-12)
+        # DevGrad: the tempered shift is the milder member's shift (the same minimiser over log Z).
+        dev_t = ftb_loss(delta, zeros, zeros, divergence("alpha", alpha=alpha), temper=t)
+        dev_m = ftb_loss(delta, zeros, zeros, divergence("alpha", alpha=1 + t * (alpha - 1)))
+        assert float(dev_t.log_z) == pytest.approx(float(dev_m.log_z), rel=1e-9)
+    div = divergence("pearson")
     with pytest.raises(ValueError, match="temper"):
         ftb_loss(delta, zeros, zeros, div, temper=0.0)
 

@@ -134,13 +134,29 @@ def test_config_errors_name_the_field() -> None:
 
 
 def test_subsampled_block_choice_is_importance_corrected(chemistry) -> None:
-    """With k of N blocks offered, log P is the subset log-softmax minus log(N/k)."""
+    """With k of N blocks offered, the recorded log P of a block choice is the log-softmax over the k
+    offered blocks minus log(N/k), computed here from the network's own block scores."""
+    from synflow.objective import forward_log_probs
+    from synflow.trajectory import Trajectory
+
     trainer = Trainer(tiny_config(environment={"blocks_per_template": 2}), chemistry=chemistry)
     trajs = trainer.sample(8)
     starts = [t.steps[0] for t in trajs]
     assert all(len(s.candidates) == 2 and s.n_total == chemistry.start_blocks.size for s in starts)
     assert all(s.action.block in s.candidates for s in starts)
-    assert np.all(np.diff(starts[0].candidates) > 0)
+    model, runner = trainer.model, trainer.runner
+    with torch.no_grad():
+        for traj in trajs:
+            step = traj.steps[0]
+            only_start = Trajectory([step], traj.beta, False, None, [])
+            recorded = float(forward_log_probs(runner, model, [only_start])[0])
+            z = runner.embed(model, [step.state], torch.tensor([traj.beta]))
+            query = model.block_queries(z, torch.tensor([model.start_slot]))
+            emb = model.block_embeddings(*runner.blocks.gather(step.candidates, runner.device))
+            scores = (query @ emb.T)[0] / math.sqrt(query.shape[-1])
+            picked = int(np.searchsorted(step.candidates, step.action.block))
+            expected = float(torch.log_softmax(scores, 0)[picked]) - math.log(step.n_total / 2)
+            assert recorded == pytest.approx(expected, abs=1e-5)
 
 
 def test_learned_backward_policy_is_normalised_over_every_route(chemistry) -> None:
@@ -170,8 +186,16 @@ def test_route_backward_policy_needs_no_retro_analysis_and_keeps_valid_routes(ch
     assert not trainer.env.verify_retro
     trajs = trainer.sample(16)
     assert all(t.backward == [] and t.uniform_log_pb == 0.0 for t in trajs)
-    info = trainer.train_step()
-    assert math.isfinite(info["loss"])
+    # Δ = log Z + Σ log P_F − log R: no backward term at all (P_B = 1 along the route).
+    from synflow.objective import forward_log_probs
+
+    with torch.no_grad():
+        _, info = trainer.loss(trajs)
+        log_pf = forward_log_probs(trainer.runner, trainer.model, trajs)
+        log_z = trainer.model.log_z(torch.tensor([t.beta for t in trajs]))
+        log_r = torch.tensor([t.log_reward for t in trajs])
+    assert info["delta_abs"] == pytest.approx(float((log_z + log_pf - log_r).abs().mean()), rel=1e-5)
+    trainer.train_step()
     assert chemistry.stats["retro"] == retro_before  # not one retro-analysis was needed
     assert collect.records
     for record in collect.records:

@@ -116,3 +116,26 @@ def test_sampling_a_trained_model_offers_every_block_whatever_training_subsample
         if step.candidates is not None
     ]
     assert set(subsampled) == {1}
+
+
+def test_balance_diagnostics_read_what_they_claim(chemistry) -> None:
+    import math
+
+    import torch
+
+    from synflow.losses import divergence
+    from synflow.trainer import balance_diagnostics
+
+    log_r = torch.tensor([-1.0, -2.0, -0.5, -3.0], dtype=torch.float64)
+    balanced = log_r - 0.7  # log P_F − log P_B = log R − log Z: the optimum
+    at_optimum = balance_diagnostics(
+        balanced, torch.zeros(4), log_r, torch.zeros(4), divergence("reverse_kl")
+    )
+    assert at_optimum["ess"] == pytest.approx(1.0) and at_optimum["balance_corr"] == pytest.approx(1.0)
+    assert at_optimum["log_z_devgrad"] == pytest.approx(0.7)
+    delta = torch.tensor([0.0, math.log(3.0), 0.0, 0.0])  # one trajectory 3x over-sampled
+    weights = torch.tensor([1.0, 1 / 3, 1.0, 1.0])
+    off = balance_diagnostics(balanced, torch.zeros(4), log_r, delta, divergence("reverse_kl"))
+    assert off["ess"] == pytest.approx(float(weights.sum() ** 2 / weights.square().sum() / 4))
+    info = Trainer(tiny_config(training={"batch_size": 8}), chemistry=chemistry).train_step()
+    assert {"ess", "log_z_devgrad", "balance_corr", "unverified_products"} <= set(info)

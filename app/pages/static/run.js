@@ -28,6 +28,10 @@
     text("c-top10", fmt(m.top10_reward));
     text("c-loss", fmt(m.loss));
     text("c-logz", fmt(m.log_z));
+    text("c-logz-devgrad", fmt(m.log_z_devgrad));
+    text("c-ess", fmt(m.ess));
+    text("c-balance", fmt(m.balance_corr));
+    text("c-unverified", fmt(m.unverified_products));
     text("c-device", run.device || "–");
     text("c-started", run.started_at ? fmtTime(run.started_at).split(", ").pop() : "–");
     text("c-elapsed", run.started_at ? fmtDuration(secondsBetween(run.started_at, run.finished_at)) : "–");
