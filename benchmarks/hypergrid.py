@@ -37,6 +37,9 @@ FAMILY: dict[str, dict[str, Any]] = {
     "reverse_kl": {"divergence": "reverse_kl"},
     "pearson": {"divergence": "pearson"},
     "alpha_anneal": {"divergence": "alpha", "alpha": 0.75, "alpha_end": 1.2, "alpha_schedule": "linear"},
+    "neyman": {"divergence": "neyman"},
+    "js": {"divergence": "js"},
+    "tv": {"divergence": "tv"},
 }
 POLICY_MODES: dict[str, dict[str, Any]] = {
     "on": {},

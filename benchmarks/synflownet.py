@@ -50,7 +50,7 @@ def config(steps: int, seed: int = 0, **loss: Any) -> Any:
                 "building_blocks": str(SETTINGS["blocks"]),
                 "templates": str(TEMPLATES),
                 "cache_dir": str(CACHE),
-                "blocks_per_template": 64,
+                "blocks_per_template": SETTINGS.get("blocks_per_template", 64),
                 "backward_policy": SETTINGS["backward"],
             },
             "model": {"hidden": 64, "layers": 2, "block_hidden": 128},
@@ -131,6 +131,31 @@ def throughput(steps: int, warmup: int) -> dict[str, Any]:
     }
 
 
+def block_choice(steps: int, warmup: int) -> dict[str, Any]:
+    """The exact block choice (every compatible block in the softmax) against the old subsample of
+    k = 64 per choice, in the same process, alternating so that load changes hit both alike."""
+    runs: dict[str, list[dict[str, Any]]] = {"exact (every block)": [], "subsampled k=64 (approximate)": []}
+    for _ in range(2):
+        for name, k in (("exact (every block)", None), ("subsampled k=64 (approximate)", 64)):
+            SETTINGS["blocks_per_template"] = k
+            runs[name].append(throughput(steps, warmup))
+    out: dict[str, Any] = {}
+    for name, results in runs.items():
+        out[name] = {
+            key: round(sum(r[key] for r in results) / len(results), 1)
+            for key in ("sampled_per_s", "trained_per_s", "floor_per_s")
+        }
+        out[name]["network_s_per_training_step"] = round(
+            sum(r["train_split_s"]["network"] for r in results) / (len(results) * steps), 3
+        )
+    exact, sub = out["exact (every block)"], out["subsampled k=64 (approximate)"]
+    out["ratio_exact_over_subsampled"] = {
+        "sampled": round(exact["sampled_per_s"] / sub["sampled_per_s"], 2),
+        "trained": round(exact["trained_per_s"] / sub["trained_per_s"], 2),
+    }
+    return out
+
+
 DIVERGENCES = {
     "reverse_kl (TB)": {"divergence": "reverse_kl"},
     "forward_kl": {"divergence": "forward_kl"},
@@ -172,7 +197,7 @@ def divergences(steps: int, seeds: list[int]) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=["throughput", "divergences"])
+    parser.add_argument("what", choices=["throughput", "divergences", "blocks"])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
@@ -185,11 +210,12 @@ def main() -> None:
         blocks=args.blocks, batch=args.batch, max_reactions=args.max_reactions, backward=args.backward
     )
     configure_torch_threads()
-    result = (
-        throughput(args.steps, args.warmup)
-        if args.what == "throughput"
-        else divergences(args.steps, args.seeds)
-    )
+    if args.what == "throughput":
+        result = throughput(args.steps, args.warmup)
+    elif args.what == "blocks":
+        result = block_choice(args.steps, args.warmup)
+    else:
+        result = divergences(args.steps, args.seeds)
     result["backward_policy"] = args.backward
     result["machine"] = f"{platform.machine()} {platform.processor()} cpus={__import__('os').cpu_count()}"
     result["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())

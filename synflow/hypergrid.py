@@ -491,6 +491,7 @@ class HypergridConfig:
     epsilon: float = 0.0
     replay_capacity: int = 0
     replay_batch: int = 0
+    grad_clip: float | None = None
     steps: int = 1000
     seed: int = 0
 
@@ -514,6 +515,9 @@ class StepResult:
     trajectories: int
     modes_sampled: int
     mean_length: float
+    ess: float = 1.0  # effective sample size fraction of the weights e^{−Δ} over the batch
+    max_abs_delta: float = 0.0
+    grad_norm: float = 0.0
 
 
 @dataclass
@@ -574,14 +578,22 @@ class HypergridTrainer:
         )
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        clip = self.config.grad_clip if self.config.grad_clip is not None else math.inf
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
         self.optimizer.step()
         self.steps_done += 1
+        delta = out.delta.detach().double()
+        weights = torch.softmax(-delta, 0)
         return StepResult(
             loss=float(out.loss.detach()),
             log_z=float(out.log_z),
             trajectories=self.trajectories,
             modes_sampled=int(self.modes_seen.sum()),
             mean_length=float(batch.lengths().float().mean()),
+            ess=float(1.0 / (weights.square().sum() * delta.numel())),
+            max_abs_delta=float(delta.abs().max()),
+            grad_norm=grad_norm,
         )
 
     def evaluate(self) -> ExactMetrics:
