@@ -33,6 +33,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "replay 16+16": {"replay_capacity": 10_000, "replay_batch": 16},
     "off (both)": {"epsilon": 0.1, "replay_capacity": 10_000, "replay_batch": 16},
     "off (both), clip 1": {"epsilon": 0.1, "replay_capacity": 10_000, "replay_batch": 16, "grad_clip": 1.0},
+    "epsilon 0.1, IS weights": {"epsilon": 0.1, "importance": "truncated"},
+    "replay, IS weights": {"replay_capacity": 10_000, "replay_batch": 16, "importance": "truncated"},
+    "off (both), IS weights": {
+        "epsilon": 0.1,
+        "replay_capacity": 10_000,
+        "replay_batch": 16,
+        "importance": "truncated",
+    },
 }
 
 

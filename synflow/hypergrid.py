@@ -317,10 +317,25 @@ def concat_trajectories(parts: list[Trajectories]) -> Trajectories:
 
 @dataclass(frozen=True)
 class TrajectoryLogProbs:
-    """Per-trajectory sums of log P_F and log P_B, shape [B] each."""
+    """Per-trajectory sums of log P_F and log P_B, shape [B] each; ``step_log_pf`` and ``legal``
+    ([steps], with ``step_rows``) give each step's log P_F and its number of legal actions, from
+    which the ε-mixture's probability of the trajectory follows (``behaviour_log_prob``)."""
 
     log_pf: Tensor
     log_pb: Tensor
+    step_log_pf: Tensor | None = None
+    legal: Tensor | None = None
+    step_rows: Tensor | None = None
+
+    def behaviour_log_prob(self, epsilon: float) -> Tensor:
+        """log q(τ) of the policy mixed with ε uniform actions (detached): Σ log((1−ε)π + ε/|legal|)."""
+        assert self.step_log_pf is not None and self.legal is not None and self.step_rows is not None
+        lp = self.step_log_pf.detach()
+        if epsilon <= 0:
+            per_step = lp
+        else:
+            per_step = torch.logaddexp(lp + math.log1p(-epsilon), math.log(epsilon) - self.legal.log())
+        return torch.zeros_like(self.log_pf).index_add(0, self.step_rows, per_step.to(self.log_pf.dtype))
 
 
 def trajectory_log_probs(env: Hypergrid, policy: nn.Module, batch: Trajectories) -> TrajectoryLogProbs:
@@ -345,6 +360,7 @@ def trajectory_log_probs(env: Hypergrid, policy: nn.Module, batch: Trajectories)
     dtype = logits.dtype
     lp = forward_log_probs(logits, states, env.side)[row_of_state, taken]
     log_pf = torch.zeros(batch.size, dtype=dtype).index_add(0, rows, lp)
+    legal = 1 + (states < env.side - 1).sum(-1).to(dtype)  # the increments not at the edge, and stop
     if getattr(policy, "learn_backward", False):
         lpb = backward_log_probs(logits, states)
         previous = F.pad(actions[:, :-1], (1, 0), value=-1)[valid]  # the move that led into s_t
@@ -354,7 +370,7 @@ def trajectory_log_probs(env: Hypergrid, policy: nn.Module, batch: Trajectories)
     else:
         parents = (after[moves] > 0).sum(-1).to(dtype)
         log_pb = torch.zeros(batch.size, dtype=dtype).index_add(0, _rows_of(moves), -parents.log())
-    return TrajectoryLogProbs(log_pf, log_pb)
+    return TrajectoryLogProbs(log_pf, log_pb, lp, legal[row_of_state], rows)
 
 
 def _rows_of(mask: Tensor) -> Tensor:
@@ -368,23 +384,26 @@ class ReplayBuffer:
     def __init__(self, env: Hypergrid, capacity: int) -> None:
         self.env, self.capacity = env, capacity
         self.actions = torch.full((capacity, env.max_length), -1, dtype=torch.int8)
+        self.log_q = torch.zeros(capacity, dtype=torch.float64)  # the behaviour's log-probability
         self.count = 0
 
     def __len__(self) -> int:
         return min(self.count, self.capacity)
 
-    def add(self, batch: Trajectories) -> None:
+    def add(self, batch: Trajectories, log_q: Tensor | None = None) -> None:
         n, t = batch.actions.shape
         slots = (self.count + torch.arange(n)) % self.capacity
         self.actions[slots] = -1
         self.actions[slots, :t] = batch.actions.to(torch.int8)
+        self.log_q[slots] = 0.0 if log_q is None else log_q.detach().double()
         self.count += n
 
-    def sample(self, n: int, generator: torch.Generator) -> Trajectories:
+    def sample(self, n: int, generator: torch.Generator) -> tuple[Trajectories, Tensor]:
+        """Trajectories drawn uniformly, with the log-probability their behaviour policy gave them."""
         picks = torch.randint(len(self), (n,), generator=generator)
         actions = self.actions[picks].long()
         t = int((actions >= 0).sum(1).max())
-        return trajectories_from_actions(self.env, actions[:, :t])
+        return trajectories_from_actions(self.env, actions[:, :t]), self.log_q[picks]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -492,6 +511,10 @@ class HypergridConfig:
     replay_capacity: int = 0
     replay_batch: int = 0
     grad_clip: float | None = None
+    # Off-policy trajectories weighted by p_θ(τ)/q(τ) (q: the ε-mixture that drew them, stored for
+    # replay), truncated at importance_cap and normalised to mean 1 over the batch.
+    importance: Literal["none", "truncated"] = "none"
+    importance_cap: float = 10.0
     steps: int = 1000
     seed: int = 0
 
@@ -556,25 +579,35 @@ class HypergridTrainer:
             return self._fixed
         return divergence("alpha", alpha=self._schedule(self.steps_done))
 
-    def _batch(self) -> Trajectories:
+    def _batch(self) -> tuple[Trajectories, Trajectories, Tensor | None]:
+        """Fresh trajectories, the batch trained on (fresh + replayed) and the replayed ones' log q."""
         cfg = self.config
         fresh = sample_trajectories(self.env, self.policy, cfg.batch_size, self.generator, cfg.epsilon)
         self.trajectories += fresh.size
         ids = self.env.mode_id(fresh.terminal)
         self.modes_seen[ids[ids >= 0]] = True
-        if self.replay is None:
-            return fresh
-        batch = fresh
-        if len(self.replay) >= cfg.replay_batch > 0:
-            batch = concat_trajectories([fresh, self.replay.sample(cfg.replay_batch, self.generator)])
-        self.replay.add(fresh)
-        return batch
+        if self.replay is None or not len(self.replay) >= cfg.replay_batch > 0:
+            return fresh, fresh, None
+        replayed, log_q = self.replay.sample(cfg.replay_batch, self.generator)
+        return fresh, concat_trajectories([fresh, replayed]), log_q
 
     def step(self) -> StepResult:
-        batch = self._batch()
+        cfg = self.config
+        fresh, batch, replayed_log_q = self._batch()
         lp = trajectory_log_probs(self.env, self.policy, batch)
+        behaviour = lp.behaviour_log_prob(cfg.epsilon)  # fresh rows: the mixture that drew them now
+        if replayed_log_q is not None:
+            behaviour = torch.cat([behaviour[: fresh.size], replayed_log_q.to(behaviour.dtype)])
+        if self.replay is not None:
+            self.replay.add(fresh, behaviour[: fresh.size])
+        weights = None
+        if cfg.importance == "truncated":
+            log_w = (lp.log_pf.detach() - behaviour).clamp(max=math.log(cfg.importance_cap))
+            weights = torch.exp(log_w - log_w.max())
+            weights = weights / weights.mean()
         out = ftb_loss(
-            lp.log_pf, lp.log_pb, batch.log_reward.to(lp.log_pf.dtype), self.current_divergence(), self.log_z
+            lp.log_pf, lp.log_pb, batch.log_reward.to(lp.log_pf.dtype), self.current_divergence(), self.log_z,
+            weights=weights,
         )
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()

@@ -189,11 +189,26 @@ def test_replay_buffer_round_trips_trajectories() -> None:
     env = Hypergrid(dim=2, side=8)
     batch = sample_trajectories(env, _policy(env, 6), 50, torch.Generator().manual_seed(2), epsilon=0.5)
     buffer = ReplayBuffer(env, capacity=50)
-    buffer.add(batch)
-    replayed = buffer.sample(200, torch.Generator().manual_seed(3))
-    seen = {tuple(row[row >= 0].tolist()) for row in batch.actions}
-    assert all(tuple(row[row >= 0].tolist()) in seen for row in replayed.actions)
+    log_q = trajectory_log_probs(env, _policy(env, 6), batch).behaviour_log_prob(0.5)
+    buffer.add(batch, log_q)
+    replayed, replayed_log_q = buffer.sample(200, torch.Generator().manual_seed(3))
+    stored = {tuple(row[row >= 0].tolist()): float(q) for row, q in zip(batch.actions, log_q, strict=True)}
+    for row, q in zip(replayed.actions, replayed_log_q, strict=True):
+        assert float(q) == pytest.approx(stored[tuple(row[row >= 0].tolist())], rel=1e-6)
     assert torch.equal(replayed.log_reward, env.log_reward(replayed.terminal))
+
+
+@pytest.mark.parametrize("epsilon", [0.0, 0.3])
+def test_the_behaviour_probability_of_the_epsilon_mixture_sums_to_one(epsilon: float) -> None:
+    """q(τ) = Π (1−ε)π + ε/|legal| over every trajectory of a grid is a distribution: what the
+    importance weights p_θ/q of off-policy trajectories divide by."""
+    env = Hypergrid(dim=2, side=4)
+    batch = _all_trajectories(env)
+    with torch.no_grad():
+        lp = trajectory_log_probs(env, _policy(env, 1, torch.float64), batch)
+    assert float(lp.behaviour_log_prob(epsilon).exp().sum()) == pytest.approx(1.0, abs=1e-10)
+    if epsilon == 0.0:
+        torch.testing.assert_close(lp.behaviour_log_prob(0.0), lp.log_pf)
 
 
 # ---------------------------------------------------------------------------------------------
