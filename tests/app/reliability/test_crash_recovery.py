@@ -30,7 +30,7 @@ from app.core.models import Metric, Molecule
 from app.core.settings import Settings
 from tests.app.reliability.conftest import WorkerProcesses, pid_of, queue_run, read_run, wait_for
 
-STEPS = 10
+STEPS = 20
 KILLS = {"sqlite": 3, "postgresql": 3}
 
 
@@ -116,8 +116,9 @@ def test_sigkilled_workers_lose_nothing_and_the_model_is_bit_identical(
     crashed = queue_run(db, config, "crashed")
     worker_processes.start(2)  # one to train it, one standby for the first takeover
 
-    # at least three steps after each target: a kill must land before the run ends
-    targets = sorted(rng.sample(range(1, STEPS - 3), kills))
+    # at least ten steps after each target: a kill must land before the run ends, and a tiny step
+    # takes tens of milliseconds on an idle machine (three steps were too few there)
+    targets = sorted(rng.sample(range(1, STEPS - 10), kills))
     for target in targets:
         dead = _kill_owner_at(db, crashed, target, rng, worker_processes)
         worker_processes.start(1)  # the next standby warms up while the takeover happens
