@@ -321,6 +321,23 @@ class SynthesisChemistry:
             )
         return cached
 
+    def reverse_candidates(self, template: int, smiles: str) -> list[list[list[str]]] | None:
+        """The unverified retro outcomes of one template for ``smiles``: per outcome, per reactant
+        slot, the candidate parent SMILES (None when the template cannot be reversed). For audits."""
+        rev = self._reverse[template]
+        if rev is None:
+            return None
+        sizes = self._reverse_sizes[template]
+        molecules = [self.mol(smiles)]
+        if self._kekule_match[template]:
+            molecules.append(_kekulized(molecules[0]))
+        with rdBase.BlockLogs():
+            return [
+                [_candidate_names(side, sizes[i]) for i, side in enumerate(outcome)]
+                for mol in molecules
+                for outcome in rev.RunReactants((mol,))
+            ]
+
     def _verify(
         self, t: ReactionTemplate, outcome: Sequence[Chem.Mol], sizes: list[int], smiles: str
     ) -> list[RetroParent]:

@@ -595,13 +595,14 @@ class HypergridTrainer:
         cfg = self.config
         fresh, batch, replayed_log_q = self._batch()
         lp = trajectory_log_probs(self.env, self.policy, batch)
-        behaviour = lp.behaviour_log_prob(cfg.epsilon)  # fresh rows: the mixture that drew them now
-        if replayed_log_q is not None:
-            behaviour = torch.cat([behaviour[: fresh.size], replayed_log_q.to(behaviour.dtype)])
+        weights = behaviour = None
+        if cfg.importance == "truncated":  # the behaviour probability is only needed for the weights
+            behaviour = lp.behaviour_log_prob(cfg.epsilon)  # fresh rows: the mixture that drew them now
+            if replayed_log_q is not None:
+                behaviour = torch.cat([behaviour[: fresh.size], replayed_log_q.to(behaviour.dtype)])
         if self.replay is not None:
-            self.replay.add(fresh, behaviour[: fresh.size])
-        weights = None
-        if cfg.importance == "truncated":
+            self.replay.add(fresh, None if behaviour is None else behaviour[: fresh.size])
+        if behaviour is not None:
             log_w = (lp.log_pf.detach() - behaviour).clamp(max=math.log(cfg.importance_cap))
             weights = torch.exp(log_w - log_w.max())
             weights = weights / weights.mean()

@@ -91,9 +91,15 @@ class PolicyRunner:
         lengths = [len(r.candidates) for r in requests]
         segment = torch.as_tensor(np.repeat(np.arange(len(requests)), lengths), device=self.device)
         cols_t = torch.as_tensor(cols, device=self.device)
-        # One [requests, unique blocks] product, then a gather: with every compatible block offered
-        # (thousands per request) a per-pair product would hold requests × candidates × hidden floats.
-        scores = (queries @ emb.T)[segment, cols_t] / math.sqrt(queries.shape[-1]) / temperature
+        # With every compatible block offered (thousands per request) one [requests, unique blocks]
+        # product and a gather is far cheaper than per-pair products (22 vs 326 ms forward+backward for
+        # 192 requests × 2,000 of 10,000 blocks); with a small subsample per request the pairs win
+        # (4.7 vs 19.6 ms at 64 of 10,000). A gathered pair costs about 64 matrix entries.
+        if len(flat) * 64 < len(requests) * len(unique):
+            raw = (queries[segment] * emb[cols_t]).sum(-1)
+        else:
+            raw = (queries @ emb.T)[segment, cols_t]
+        scores = raw / math.sqrt(queries.shape[-1]) / temperature
         correction = torch.tensor(
             [math.log(r.n_total / len(r.candidates)) for r in requests], device=self.device
         )

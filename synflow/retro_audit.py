@@ -13,9 +13,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
-from rdkit import rdBase
 
-from synflow.chemistry import RetroParent, SynthesisChemistry, _candidate_names
+from synflow.chemistry import RetroParent, SynthesisChemistry
 
 __all__ = ["RetroAudit", "audit_retro"]
 
@@ -97,23 +96,16 @@ def _cause(
     chem: SynthesisChemistry, template: int, slot: int, molecule: str, block: int, product: str
 ) -> str:
     """Why the step is missing: which stage of the retro-analysis lost it."""
-    rev = chem._reverse[template]
-    sizes = chem._reverse_sizes[template]
-    if rev is None:
+    outcomes = chem.reverse_candidates(template, product)
+    if outcomes is None:
         return "the template cannot be reversed"
-    with rdBase.BlockLogs():
-        outcomes = rev.RunReactants((chem.mol(product),))
     if not outcomes:
         return "the reverse template does not match the product"
-    t = chem.templates[template]
-    for outcome in outcomes:
-        if len(outcome) != t.arity:
+    arity = chem.templates[template].arity
+    for sides in outcomes:
+        if len(sides) != arity or molecule not in sides[slot]:
             continue
-        if molecule not in _candidate_names(outcome[slot], sizes[slot]):
-            continue
-        if t.arity == 2 and chem.block_smiles(block) not in _candidate_names(
-            outcome[1 - slot], sizes[1 - slot]
-        ):
+        if arity == 2 and chem.block_smiles(block) not in sides[1 - slot]:
             continue
         return "the parent is found but the forward check of it gives another product"
     return "no reverse outcome gives back the parent (hydrogens, charges or a lost leaving group)"
