@@ -21,6 +21,7 @@ import json
 import math
 import multiprocessing
 import platform
+import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -43,7 +44,17 @@ FAMILY: dict[str, dict[str, Any]] = {
 }
 POLICY_MODES: dict[str, dict[str, Any]] = {
     "on": {},
+    # ε on every action of every trajectory + uniform replay, unweighted (the first off-policy runs)
     "off": {"epsilon": 0.1, "replay_capacity": 10_000, "replay_batch": 16},
+    # ε on a quarter of the trajectories (a trajectory-level mixture, so p/q ≤ 4/3) + uniform replay,
+    # each trajectory weighted by p_θ(τ)/q(τ), truncated at 10 and normalised over the batch
+    "off-weighted": {
+        "epsilon": 0.1,
+        "explore_fraction": 0.25,
+        "replay_capacity": 10_000,
+        "replay_batch": 16,
+        "importance": "truncated",
+    },
 }
 
 
@@ -92,8 +103,28 @@ def suites(quick: bool) -> list[Suite]:
     # the 400k forward-KL seeds, and the off-policy seeds. Runs already in the JSON are skipped.
     on, off = ("on",), ("off",)
     h64 = {"dim": 2, "side": 64, "r0": 1e-3}
+    h128 = {"dim": 2, "side": 128, "r0": 1e-3}
+    later = [  # single-method on-policy runs: (suite, grid, budget, seeds, method)
+        ("2d-h64-400k", h64, 400_000, (0,), "hellinger"),
+        ("2d-h128", h128, 200_000, (0, 1), "forward_kl"),
+        ("2d-h128", h128, 200_000, (0,), "reverse_kl"),
+        ("2d-h128-400k", h128, 400_000, (0, 1), "forward_kl"),
+    ]
     seeds = (0, 1, 2)
     return [
+        # the on- vs off-policy table: every member, 3 seeds, the same 100k trajectories
+        Suite(
+            "4d-h8-100k",
+            4,
+            8,
+            0.1,
+            budget=100_000,
+            seeds=seeds,
+            modes=("on", "off-weighted"),
+            torchgfn_seeds=(),
+            evaluations=10,
+        ),
+        Suite("2d-h64", **h64, budget=100_000, seeds=seeds, modes=("off-weighted",), torchgfn_seeds=()),
         Suite(
             "4d-h8",
             4,
@@ -108,21 +139,10 @@ def suites(quick: bool) -> list[Suite]:
         Suite("2d-h64", **h64, budget=100_000, seeds=seeds, modes=on, torchgfn_seeds=()),
         Suite("2d-h64-400k", **h64, budget=400_000, seeds=seeds, methods=("forward_kl",), modes=on),
         Suite("2d-h64", **h64, budget=100_000, seeds=seeds, modes=off, torchgfn_seeds=()),
-        Suite(
-            "2d-h64-400k",
-            **h64,
-            budget=400_000,
-            seeds=(0,),
-            methods=("hellinger",),
-            modes=on,
-            torchgfn_seeds=(),
+        *(
+            Suite(name, **grid, budget=budget, seeds=seeds, methods=(method,), modes=on, torchgfn_seeds=())
+            for name, grid, budget, seeds, method in later
         ),
-        Suite("2d-h128", 2, 128, 1e-3, budget=200_000, seeds=(0, 1), methods=("forward_kl",), modes=on,
-              torchgfn_seeds=()),
-        Suite("2d-h128", 2, 128, 1e-3, budget=200_000, seeds=(0,), methods=("reverse_kl",), modes=on,
-              torchgfn_seeds=()),
-        Suite("2d-h128-400k", 2, 128, 1e-3, budget=400_000, seeds=(0, 1), methods=("forward_kl",),
-              modes=on, torchgfn_seeds=()),
     ]
 
 
@@ -203,11 +223,18 @@ def run_synflow(job: Job) -> list[dict[str, Any]]:
     curve: list[dict[str, Any]] = []
     cpu0, wall0 = time.process_time(), time.perf_counter()
     for target in _checkpoints(suite):
+        ess: list[float] = []
+        importance_ess: list[float] = []
         while trainer.trajectories < target:
             res = trainer.step()
+            ess.append(res.ess)
+            importance_ess.append(res.importance_ess)
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
         point = _point(trainer.trajectories, trainer.evaluate(), res.modes_sampled, cpu, wall)
         point["mean_length"] = res.mean_length
+        # medians over the steps since the last evaluation: ESS of e^{−Δ} and of the importance weights
+        point["ess_median"] = statistics.median(ess)
+        point["importance_ess_median"] = statistics.median(importance_ess)
         curve.append(point)
         _progress(job, point)
         cpu0 += time.process_time() - cpu0 - cpu  # evaluation time is not training time
@@ -558,7 +585,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small grids, one seed (< 10 min on 2 cores)")
     parser.add_argument("--processes", type=int, default=2, help="runs in parallel, one core each")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (resumes runs already in it)")
-    parser.add_argument("--only", default=None, help="run only suites whose name contains this")
+    parser.add_argument(
+        "--only", nargs="+", default=None, help="run only suites whose name contains one of these"
+    )
     parser.add_argument("--plot-only", action="store_true", help="redraw the plot from the JSON")
     parser.add_argument(
         "--speed", action="store_true", help="only the speed comparison at equal path lengths"
@@ -569,7 +598,7 @@ def main() -> None:
         print("\n".join(speed_rows(speed)))
         return
     out = args.out or RESULTS / ("hypergrid-quick.json" if args.quick else "hypergrid.json")
-    selected = [s for s in suites(args.quick) if args.only is None or args.only in s.name]
+    selected = [s for s in suites(args.quick) if args.only is None or any(o in s.name for o in args.only)]
     report = _load(out) if args.plot_only else run_all(selected, out, args.processes)
     if report is None:
         raise SystemExit(f"nothing to plot: {out} does not exist")

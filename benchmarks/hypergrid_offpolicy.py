@@ -41,6 +41,16 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "replay_batch": 16,
         "importance": "truncated",
     },
+    # ε-noise on a quarter of the trajectories only: the behaviour is a trajectory-level mixture,
+    # so the importance weights p/q stay below 1/(1 − ¼) at any length.
+    "epsilon 0.1 on 1/4, IS weights": {"epsilon": 0.1, "explore_fraction": 0.25, "importance": "truncated"},
+    "off (eps on 1/4 + replay), IS weights": {
+        "epsilon": 0.1,
+        "explore_fraction": 0.25,
+        "replay_capacity": 10_000,
+        "replay_batch": 16,
+        "importance": "truncated",
+    },
 }
 
 
@@ -53,11 +63,12 @@ def run(member: str, variant: str, seed: int, budget: int, grid: str) -> dict[st
         **GRIDS[grid], divergence=member, seed=seed, steps=budget // 16, **VARIANTS[variant]
     )
     trainer = HypergridTrainer(cfg)
-    ess, deltas, norms, curve = [], [], [], []
+    ess, is_ess, deltas, norms, curve = [], [], [], [], []
     started = time.process_time()
     while trainer.trajectories < budget:
         result = trainer.step()
         ess.append(result.ess)
+        is_ess.append(result.importance_ess)
         deltas.append(result.max_abs_delta)
         norms.append(result.grad_norm)
         if trainer.steps_done % (cfg.steps // 5) == 0:
@@ -73,6 +84,8 @@ def run(member: str, variant: str, seed: int, budget: int, grid: str) -> dict[st
         "curve": curve,
         "ess_median": round(float(np.median(ess)), 3),
         "ess_p10": round(float(np.percentile(ess, 10)), 3),
+        "importance_ess_median": round(float(np.median(is_ess)), 3),
+        "importance_ess_p10": round(float(np.percentile(is_ess, 10)), 3),
         "max_abs_delta_p99": round(float(np.percentile(deltas, 99)), 2),
         "grad_norm_median": round(float(np.median(norms)), 2),
         "grad_norm_p99": round(float(np.percentile(norms, 99)), 2),

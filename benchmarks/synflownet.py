@@ -2,7 +2,8 @@
 a bare-RDKit chemistry floor) and divergences side by side.
 
     python benchmarks/synflownet.py throughput [--steps 20]
-    python benchmarks/synflownet.py divergences [--steps 200 --seeds 0]
+    python benchmarks/synflownet.py divergences [--steps 100 --seeds 0 1 2] [--members ...]
+        (uniform backward policy and exact block choice by default; resumes from --out)
 
 Data: ../shared/data/building_blocks/zincfrag_10k.smi.gz and ../shared/data/templates/synflownet_hb.txt.
 """
@@ -34,6 +35,7 @@ DATA = ROOT.parent / "shared" / "data"
 BLOCKS = DATA / "building_blocks" / "zincfrag_10k.smi.gz"
 TEMPLATES = DATA / "templates" / "synflownet_hb.txt"
 CACHE = ROOT / ".cache" / "bench"
+RESULTS = ROOT / "benchmarks" / "results"
 
 
 SETTINGS: dict[str, Any] = {"blocks": BLOCKS, "batch": 64, "max_reactions": 3, "backward": "uniform"}
@@ -156,43 +158,105 @@ def block_choice(steps: int, warmup: int) -> dict[str, Any]:
     return out
 
 
-DIVERGENCES = {
+DIVERGENCES: dict[str, dict[str, Any]] = {
     "reverse_kl (TB)": {"divergence": "reverse_kl"},
     "forward_kl": {"divergence": "forward_kl"},
     "hellinger": {"divergence": "hellinger"},
+    "pearson": {"divergence": "pearson"},
+    "neyman": {"divergence": "neyman"},
+    "js": {"divergence": "js"},
+    "tv": {"divergence": "tv"},
     "alpha 0.75→1.2": {
         "divergence": "alpha",
         "alpha_schedule": {"start": 0.75, "end": 1.2, "kind": "linear"},
     },
     "alpha 1.2": {"divergence": "alpha", "alpha": 1.2},
 }
+CURVE_KEYS = ("top10_reward", "top100_reward", "modes", "scaffolds", "unique", "log_p_corr", "log_p_error")
+FINAL_KEYS = ("top100_reward", "top10_reward", "modes", "scaffolds", "top100_diversity", "unique")
 
 
-def divergences(steps: int, seeds: list[int]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, loss in DIVERGENCES.items():
-        if "alpha_schedule" in loss:
-            loss = {**loss, "alpha_schedule": {**loss["alpha_schedule"], "steps": steps}}
-        runs = []
-        for seed in seeds:
-            trainer = Trainer(config(steps, seed, **loss))
-            summary = trainer.run().metrics
-            runs.append(
-                {
-                    k: summary[k]
-                    for k in (
-                        "top100_reward",
-                        "top10_reward",
-                        "modes",
-                        "scaffolds",
-                        "top100_diversity",
-                        "unique",
-                    )
-                }
+def divergence_run(name: str, seed: int, steps: int, settings: dict[str, Any]) -> dict[str, Any]:
+    """One member, one seed (in its own process): the final metrics and a curve every 10 steps."""
+    from synflow.callbacks import TrainerCallback
+
+    SETTINGS.update(settings)
+    configure_torch_threads(1)
+    loss = DIVERGENCES[name]
+    if "alpha_schedule" in loss:
+        loss = {**loss, "alpha_schedule": {**loss["alpha_schedule"], "steps": steps}}
+    cfg = config(steps, seed, **loss)
+    cfg = cfg.model_copy(update={"training": cfg.training.model_copy(update={"log_every": 10})})
+    curve: list[dict[str, float]] = []
+    batch = SETTINGS["batch"]
+
+    class Curve(TrainerCallback):
+        def on_metrics(self, step: int, metrics: dict[str, float]) -> None:
+            curve.append(
+                {"trajectories": step * batch, **{k: metrics[k] for k in CURVE_KEYS if k in metrics}}
             )
-        out[name] = runs
-        print(name, runs, flush=True)
-    return out
+
+    started = time.perf_counter()
+    trainer = Trainer(cfg, callbacks=[Curve()])
+    summary = trainer.run().metrics
+    return {
+        "member": name,
+        "seed": seed,
+        "steps": steps,
+        "final": {k: summary[k] for k in FINAL_KEYS},
+        "curve": curve,
+        "wall_s": round(time.perf_counter() - started, 1),
+    }
+
+
+def divergences(
+    steps: int, seeds: list[int], out: Path, processes: int, members: list[str]
+) -> dict[str, Any]:
+    """Every member × seed not yet in ``out`` (so an interrupted run resumes), two processes at a time;
+    ``out`` is rewritten after each run."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    report: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {"runs": []}
+    report["settings"] = {k: str(v) for k, v in SETTINGS.items()} | {"steps": steps}
+    done = {(r["member"], r["seed"]) for r in report["runs"] if r["steps"] == steps}
+    todo = [(m, s) for s in seeds for m in members if (m, s) not in done]
+    print(f"{len(todo)} runs to do, {len(done)} already in {out}", flush=True)
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(processes, mp_context=ctx, max_tasks_per_child=1) as pool:
+        futures = [pool.submit(divergence_run, m, s, steps, dict(SETTINGS)) for m, s in todo]
+        for future in futures:
+            run = future.result()
+            report["runs"].append(run)
+            tmp = out.with_suffix(".tmp")
+            tmp.write_text(json.dumps(report, indent=1))
+            tmp.replace(out)
+            print(run["member"], run["seed"], run["final"], f"{run['wall_s']} s", flush=True)
+    return report
+
+
+def divergence_table(report: dict[str, Any]) -> list[str]:
+    """Mean over seeds of the final metrics (per seed in brackets for modes)."""
+    rows = [
+        "| divergence | seeds | top-100 QED | top-10 | modes | Bemis-Murcko scaffolds | top-100 diversity"
+        " | unique |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name in DIVERGENCES:
+        runs = sorted((r for r in report["runs"] if r["member"] == name), key=lambda r: r["seed"])
+        if not runs:
+            continue
+
+        def mean(key: str, runs: list[dict[str, Any]] = runs) -> float:
+            return sum(r["final"][key] for r in runs) / len(runs)
+
+        modes = ", ".join(str(int(r["final"]["modes"])) for r in runs)
+        rows.append(
+            f"| {name} | {len(runs)} | {mean('top100_reward'):.3f} | {mean('top10_reward'):.3f} | "
+            f"{mean('modes'):.1f} ({modes}) | {mean('scaffolds'):,.0f} | {mean('top100_diversity'):.3f} | "
+            f"{mean('unique'):,.0f} |"
+        )
+    return rows
 
 
 def main() -> None:
@@ -205,6 +269,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--max-reactions", type=int, default=3)
     parser.add_argument("--backward", choices=["uniform", "maximum_likelihood", "route"], default="uniform")
+    parser.add_argument(
+        "--blocks-per-template",
+        type=int,
+        default=None,
+        help="divergences: subsample k blocks (default: exact)",
+    )
+    parser.add_argument("--members", nargs="+", default=list(DIVERGENCES), choices=list(DIVERGENCES))
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=RESULTS / "synflownet-divergences-exact.json")
     args = parser.parse_args()
     SETTINGS.update(
         blocks=args.blocks, batch=args.batch, max_reactions=args.max_reactions, backward=args.backward
@@ -215,7 +288,10 @@ def main() -> None:
     elif args.what == "blocks":
         result = block_choice(args.steps, args.warmup)
     else:
-        result = divergences(args.steps, args.seeds)
+        SETTINGS["blocks_per_template"] = args.blocks_per_template
+        report = divergences(args.steps, args.seeds, args.out, args.processes, args.members)
+        print("\n".join(divergence_table(report)))
+        return
     result["backward_policy"] = args.backward
     result["machine"] = f"{platform.machine()} {platform.processor()} cpus={__import__('os').cpu_count()}"
     result["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())

@@ -178,6 +178,15 @@ class TrainingConfig(_Section):
 class MetricsConfig(_Section):
     mode_threshold: float = Field(0.9, description="reward at or above which a molecule can be a mode")
     mode_similarity: float = Field(0.5, description="Tanimoto below which a new mode is distinct")
+    log_p_molecules: int = Field(
+        16,
+        ge=0,
+        description="molecules of the batch whose sampling probability p(x) is estimated from backward "
+        "trajectories at each metrics report (uniform backward policy only; 0: off)",
+    )
+    log_p_paths: int = Field(
+        8, ge=1, description="backward trajectories drawn per molecule for that estimate"
+    )
 
 
 class RunConfig(_Section):
@@ -250,8 +259,12 @@ class ConfigError(ValueError):
 
     @classmethod
     def from_validation(cls, error: ValidationError, prefix: str = "") -> ConfigError:
-        return cls([(prefix + (".".join(str(p) for p in item["loc"]) or "(root)"), item["msg"])
-                    for item in error.errors()])
+        return cls(
+            [
+                (prefix + (".".join(str(p) for p in item["loc"]) or "(root)"), item["msg"])
+                for item in error.errors()
+            ]
+        )
 
 
 def parse_run_config(data: Any) -> RunConfig:

@@ -252,8 +252,13 @@ def sample_trajectories(
     n: int,
     generator: torch.Generator,
     epsilon: float = 0.0,
+    explore_fraction: float = 1.0,
 ) -> Trajectories:
     """Roll out n trajectories together (no gradients); with probability ε an action is uniform.
+
+    ``explore_fraction`` < 1 applies the ε-noise to a random fraction of the trajectories only (each
+    row independently); the others follow the policy, so the behaviour is the trajectory-level mixture
+    (1 − f)·P_F(τ) + f·q_ε(τ), whose importance weights P_F/q stay below 1/(1 − f) at any length.
 
     Finished trajectories leave the batch, so the network only runs on the ones still moving, and
     each step is a handful of tensor operations (its cost is the per-operation overhead of torch).
@@ -262,6 +267,8 @@ def sample_trajectories(
     step_logits = _rollout_logits(policy, dim)
     gumbel = -torch.empty(t_max, n, dim + 1).exponential_(generator=generator).log()
     explore = torch.rand(t_max, n, generator=generator) < epsilon if epsilon > 0 else None
+    if explore is not None and explore_fraction < 1.0:
+        explore &= torch.rand(n, generator=generator) < explore_fraction
     noise = -torch.empty(t_max, n, dim + 1).exponential_(generator=generator).log() if epsilon > 0 else None
     alive = torch.arange(n)
     # The last column counts the stop, so it is always 0 for live rows and never at the edge.
@@ -277,7 +284,7 @@ def sample_trajectories(
             a = (logits.masked_fill_(at_edge, -math.inf) + gumbel[t, :m]).argmax(-1)
             if explore is not None and noise is not None:
                 uniform = noise[t, :m].masked_fill(at_edge, -math.inf).argmax(-1)
-                a = torch.where(explore[t, :m], uniform, a)
+                a = torch.where(explore[t, alive], uniform, a)
             rows.append(alive)
             taken.append(a)
             state.scatter_add_(1, a.unsqueeze(1), ones[:m])
@@ -327,15 +334,21 @@ class TrajectoryLogProbs:
     legal: Tensor | None = None
     step_rows: Tensor | None = None
 
-    def behaviour_log_prob(self, epsilon: float) -> Tensor:
-        """log q(τ) of the policy mixed with ε uniform actions (detached): Σ log((1−ε)π + ε/|legal|)."""
+    def behaviour_log_prob(self, epsilon: float, explore_fraction: float = 1.0) -> Tensor:
+        """log q(τ) of the behaviour that drew each trajectory (detached): the policy mixed with ε
+        uniform actions, q_ε(τ) = Π((1−ε)π + ε/|legal|), for a fraction f of the trajectories, and
+        the policy itself for the rest: q(τ) = (1 − f)·P_F(τ) + f·q_ε(τ)."""
         assert self.step_log_pf is not None and self.legal is not None and self.step_rows is not None
         lp = self.step_log_pf.detach()
         if epsilon <= 0:
             per_step = lp
         else:
             per_step = torch.logaddexp(lp + math.log1p(-epsilon), math.log(epsilon) - self.legal.log())
-        return torch.zeros_like(self.log_pf).index_add(0, self.step_rows, per_step.to(self.log_pf.dtype))
+        log_q_eps = torch.zeros_like(self.log_pf).index_add(0, self.step_rows, per_step.to(self.log_pf.dtype))
+        if epsilon <= 0 or explore_fraction >= 1.0:
+            return log_q_eps
+        log_p = self.log_pf.detach()
+        return torch.logaddexp(log_p + math.log1p(-explore_fraction), log_q_eps + math.log(explore_fraction))
 
 
 def trajectory_log_probs(env: Hypergrid, policy: nn.Module, batch: Trajectories) -> TrajectoryLogProbs:
@@ -508,6 +521,8 @@ class HypergridConfig:
     lr_log_z: float = 0.1
     batch_size: int = 16
     epsilon: float = 0.0
+    # The fraction of trajectories that get the ε-noise (1: all of them, the classic per-action ε).
+    explore_fraction: float = 1.0
     replay_capacity: int = 0
     replay_batch: int = 0
     grad_clip: float | None = None
@@ -539,6 +554,7 @@ class StepResult:
     modes_sampled: int
     mean_length: float
     ess: float = 1.0  # effective sample size fraction of the weights e^{−Δ} over the batch
+    importance_ess: float = 1.0  # the same for the importance weights p_θ/q before truncation
     max_abs_delta: float = 0.0
     grad_norm: float = 0.0
 
@@ -582,7 +598,9 @@ class HypergridTrainer:
     def _batch(self) -> tuple[Trajectories, Trajectories, Tensor | None]:
         """Fresh trajectories, the batch trained on (fresh + replayed) and the replayed ones' log q."""
         cfg = self.config
-        fresh = sample_trajectories(self.env, self.policy, cfg.batch_size, self.generator, cfg.epsilon)
+        fresh = sample_trajectories(
+            self.env, self.policy, cfg.batch_size, self.generator, cfg.epsilon, cfg.explore_fraction
+        )
         self.trajectories += fresh.size
         ids = self.env.mode_id(fresh.terminal)
         self.modes_seen[ids[ids >= 0]] = True
@@ -596,18 +614,26 @@ class HypergridTrainer:
         fresh, batch, replayed_log_q = self._batch()
         lp = trajectory_log_probs(self.env, self.policy, batch)
         weights = behaviour = None
+        importance_ess = 1.0
         if cfg.importance == "truncated":  # the behaviour probability is only needed for the weights
-            behaviour = lp.behaviour_log_prob(cfg.epsilon)  # fresh rows: the mixture that drew them now
+            # fresh rows: the mixture that drew them now
+            behaviour = lp.behaviour_log_prob(cfg.epsilon, cfg.explore_fraction)
             if replayed_log_q is not None:
                 behaviour = torch.cat([behaviour[: fresh.size], replayed_log_q.to(behaviour.dtype)])
         if self.replay is not None:
             self.replay.add(fresh, None if behaviour is None else behaviour[: fresh.size])
         if behaviour is not None:
+            raw = lp.log_pf.detach().double() - behaviour.double()
+            importance_ess = float(1.0 / (torch.softmax(raw, 0).square().sum() * raw.numel()))
             log_w = (lp.log_pf.detach() - behaviour).clamp(max=math.log(cfg.importance_cap))
             weights = torch.exp(log_w - log_w.max())
             weights = weights / weights.mean()
         out = ftb_loss(
-            lp.log_pf, lp.log_pb, batch.log_reward.to(lp.log_pf.dtype), self.current_divergence(), self.log_z,
+            lp.log_pf,
+            lp.log_pb,
+            batch.log_reward.to(lp.log_pf.dtype),
+            self.current_divergence(),
+            self.log_z,
             weights=weights,
         )
         self.optimizer.zero_grad(set_to_none=True)
@@ -626,6 +652,7 @@ class HypergridTrainer:
             modes_sampled=int(self.modes_seen.sum()),
             mean_length=float(batch.lengths().float().mean()),
             ess=float(1.0 / (weights.square().sum() * delta.numel())),
+            importance_ess=importance_ess,
             max_abs_delta=float(delta.abs().max()),
             grad_norm=grad_norm,
         )

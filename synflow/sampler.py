@@ -18,7 +18,7 @@ from synflow.env import EMPTY, Action, State, SynthesisEnv
 from synflow.policy_runner import BlockRequest, PolicyRunner
 from synflow.trajectory import BackwardChoice, Step, Trajectory
 
-__all__ = ["SamplerSettings", "TrajectorySampler"]
+__all__ = ["SamplerSettings", "TrajectorySampler", "backward_choices", "backward_trajectory"]
 
 
 @dataclass(frozen=True)
@@ -180,3 +180,49 @@ def backward_choices(env: SynthesisEnv, traj: Trajectory) -> list[BackwardChoice
         parents = env.parents(child)
         out.append(BackwardChoice(child, list(parents), parents.index((parent, action))))
     return out
+
+
+def backward_trajectory(
+    env: SynthesisEnv, smiles: str, beta: float, rng: np.random.Generator
+) -> tuple[Trajectory, float] | None:
+    """A trajectory ending in ``smiles``, drawn backward with the uniform P_B over verified parents,
+    and its log P_B(τ | x); recorded like a forward one (every block offered), so its log P_F can be
+    scored. None when the molecule has no verified route, or a parent step is one the forward policy
+    cannot take (then P_F(τ) = 0 and the draw adds nothing to the estimate of p(x))."""
+    ends = env.stop_parents(smiles)
+    if not ends:
+        return None
+    final = ends[int(rng.integers(len(ends)))]
+    log_pb = -float(np.log(len(ends)))
+    chain: list[tuple[State, Action]] = []
+    state = final
+    while not state.is_empty:
+        parents = env.parents(state)
+        if not parents:
+            return None
+        log_pb -= float(np.log(len(parents)))
+        state, action = parents[int(rng.integers(len(parents)))]
+        chain.append((state, action))
+    chain.reverse()
+    start_block = chain[0][1].block
+    steps: list[Step] = []
+    for parent, action in chain:
+        if parent.is_empty:
+            cands = env.chem.start_blocks
+            step = Step(parent, action, candidates=cands, n_total=int(cands.size))
+        else:
+            legal = tuple(env.level1_choices(parent, start_block))
+            if action.level1 not in legal:
+                return None
+            step = Step(parent, action, level1=legal)
+            if action.kind == "bi":
+                step.candidates = env.block_candidates(parent, action)
+                step.n_total = int(step.candidates.size)
+        if step.candidates is not None and not np.isin(action.block, step.candidates):
+            return None
+        steps.append(step)
+    legal = tuple(env.level1_choices(final, start_block))
+    if 0 not in legal:
+        return None
+    steps.append(Step(final, Action("stop"), level1=legal))
+    return Trajectory(steps, beta, True, smiles, []), log_pb

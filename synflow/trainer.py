@@ -12,6 +12,7 @@ state and the step, so a resumed run continues exactly where the interrupted one
 from __future__ import annotations
 
 import copy
+import math
 import random
 import time
 from collections.abc import Sequence
@@ -38,7 +39,7 @@ from synflow.policy_runner import PolicyRunner
 from synflow.replay import ReplayBuffer
 from synflow.rewards import Reward, build_reward, log_reward
 from synflow.runtime import resolve_device
-from synflow.sampler import SamplerSettings, TrajectorySampler
+from synflow.sampler import SamplerSettings, TrajectorySampler, backward_trajectory
 from synflow.schedules import beta_range, divergence_at, exploration_at, lr_factor, sample_betas
 from synflow.trajectory import Trajectory
 
@@ -106,6 +107,7 @@ class Trainer:
         self.metrics = MetricsTracker(config.metrics.mode_threshold, config.metrics.mode_similarity)
         self.step = 0
         self.timers = {"chemistry": 0.0, "network": 0.0, "reward": 0.0}
+        self._last_online: list[Trajectory] = []
         self.trajectories_trained = 0
 
     # -- construction ------------------------------------------------------------------------
@@ -234,6 +236,7 @@ class Trainer:
         self.replay.add(online)
         batch = online + replayed
         info = self.optimise(batch) if batch else {}
+        self._last_online = online
         info["unscored"] = float(len(drawn) - len(online))
         info["unverified_products"] = float(sum(self.env.unverified.values()))
         info["oracle_calls"] = float(self.reward.oracle_calls)
@@ -285,6 +288,81 @@ class Trainer:
         }
         return loss, info
 
+    @torch.no_grad()
+    def sampler_balance(self, trajs: list[Trajectory]) -> dict[str, float]:
+        """How far the sampler's p(x) is from R(x)^β / Z, estimated from backward trajectories.
+
+        p(x) = E_{τ ~ P_B(·|x)}[P_F(τ) / P_B(τ|x)], so log p̂(x) = log mean_k P_F(τ_k)/P_B(τ_k|x) over
+        ``metrics.log_p_paths`` uniform backward draws (unbiased for p(x), not for its log). Reported:
+        ``log_p_corr``, the correlation of log p̂(x) with β log R(x) over up to ``metrics.log_p_molecules``
+        distinct molecules of the batch (1 at the optimum), and with a learned log Z ``log_p_error``,
+        the mean |log p̂(x) − β log R(x) + log Z(β)| (0 at the optimum). Only with the uniform backward
+        policy, whose P_B is known and can be sampled without the network.
+        """
+        m = self.config.metrics
+        if m.log_p_molecules == 0 or self.config.environment.backward_policy != "uniform":
+            return {}
+        chosen: dict[str, Trajectory] = {}
+        for t in trajs:
+            if t.valid and t.smiles is not None and t.smiles not in chosen and t.reward_error is None:
+                chosen[t.smiles] = t
+            if len(chosen) == m.log_p_molecules:
+                break
+        if len(chosen) < 3:
+            return {}
+        molecules = list(chosen.values())
+        # its own stream: the diagnostic never changes what training draws
+        rng = np.random.default_rng([self.config.training.seed, self.step])
+        log_p = self.estimate_log_p(molecules, m.log_p_paths, rng)
+        model = self.sampling_model
+        target = torch.tensor([t.log_reward for t in molecules], dtype=torch.float64)
+        ok = torch.isfinite(log_p)
+        out: dict[str, float] = {}
+        if int(ok.sum()) > 2 and float(log_p[ok].std()) > 0 and float(target[ok].std()) > 0:
+            out["log_p_corr"] = float(torch.corrcoef(torch.stack([log_p[ok], target[ok]]))[0, 1])
+        if self.config.loss.log_z == "learned" and bool(ok.any()):
+            beta = torch.tensor([t.beta for t in molecules], device=self.device)
+            log_z = model.log_z(beta).double().cpu()
+            out["log_p_error"] = float((log_p - target + log_z)[ok].abs().mean())
+        return out
+
+    @torch.no_grad()
+    def estimate_log_p(
+        self, molecules: list[Trajectory], paths: int, rng: np.random.Generator
+    ) -> torch.Tensor:
+        """log p̂(x) per molecule [n] (float64; −inf when no backward draw has P_F > 0): the log of the
+        mean of P_F(τ)/P_B(τ|x) over ``paths`` trajectories drawn backward from x with the uniform P_B,
+        under the sampling model at the molecule's β."""
+        t0 = time.perf_counter()
+        drawn: list[Trajectory] = []
+        log_pb: list[float] = []
+        owner: list[int] = []
+        for i, t in enumerate(molecules):
+            assert t.smiles is not None
+            for _ in range(paths):
+                found = backward_trajectory(self.env, t.smiles, t.beta, rng)
+                if found is not None:
+                    drawn.append(found[0])
+                    log_pb.append(found[1])
+                    owner.append(i)
+        self.timers["chemistry"] += time.perf_counter() - t0
+        n = len(molecules)
+        if not drawn:
+            return torch.full((n,), -math.inf, dtype=torch.float64)
+        t1 = time.perf_counter()
+        model = self.sampling_model
+        was_training = model.training
+        model.eval()
+        log_pf = forward_log_probs(self.runner, model, drawn).double().cpu()
+        model.train(was_training)
+        ratio = log_pf - torch.tensor(log_pb, dtype=torch.float64)
+        index = torch.tensor(owner)
+        peak = torch.full((n,), -math.inf, dtype=torch.float64).scatter_reduce(0, index, ratio, "amax")
+        finite_peak = torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak))
+        sums = torch.zeros(n, dtype=torch.float64).index_add(0, index, (ratio - finite_peak[index]).exp())
+        self.timers["network"] += time.perf_counter() - t1
+        return finite_peak + sums.log() - math.log(paths)
+
     def _update_ema(self) -> None:
         decay = self.config.training.ema
         if decay is None:
@@ -318,6 +396,7 @@ class Trainer:
             spent = self.reward.exhausted
             last = self.step == total or spent
             if self.step % t.log_every == 0 or last:
+                info.update(self.sampler_balance(self._last_online))
                 self._emit_metrics({**info, **self.metrics.summary(diversity=last)})
             for cb in self.callbacks:
                 cb.on_step(self.step, total, info)

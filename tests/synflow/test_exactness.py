@@ -86,6 +86,16 @@ def test_trained_sampler_draws_molecules_in_proportion_to_the_reward(
 ) -> None:
     trainer = train(steps, off_policy=policy == "off", loss={"divergence": divergence, **params})
     assert l1_to_target(trainer) < TOLERANCE, (divergence, policy)
+    # and the run's own diagnostic agrees: p(x) estimated from backward trajectories ∝ R(x)^β
+    balance = trainer.sampler_balance(enumerated_molecules(trainer))
+    assert balance["log_p_corr"] > 0.95 and balance["log_p_error"] < 0.2, balance
+
+
+def enumerated_molecules(trainer: Trainer) -> list[Any]:
+    """One scored trajectory per valid molecule of the setting."""
+    trajs = [t for t in enumerate_trajectories(trainer.env, beta=trainer.config.reward.beta) if t.valid]
+    trainer.score(trajs)
+    return list({t.smiles: t for t in trajs}.values())
 
 
 def test_devgrad_log_z() -> None:

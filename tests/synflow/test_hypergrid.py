@@ -211,6 +211,29 @@ def test_the_behaviour_probability_of_the_epsilon_mixture_sums_to_one(epsilon: f
         torch.testing.assert_close(lp.behaviour_log_prob(0.0), lp.log_pf)
 
 
+def test_trajectory_level_exploration_draws_the_mixture_it_reports() -> None:
+    """With ε-noise on a fraction f of the trajectories, the sampler draws each trajectory with the
+    probability behaviour_log_prob(ε, f) gives it (counted over 60,000 draws on a grid small enough
+    to enumerate), that q sums to one, and p/q stays below 1/(1 − f) however long the trajectory."""
+    env = Hypergrid(dim=2, side=3)
+    policy = _policy(env, 4)
+    everything = _all_trajectories(env)
+    with torch.no_grad():
+        lp = trajectory_log_probs(env, policy, everything)
+    log_q = lp.behaviour_log_prob(0.6, 0.25).double()
+    assert float(log_q.exp().sum()) == pytest.approx(1.0, abs=1e-6)
+    assert float((lp.log_pf.double() - log_q).exp().max()) <= 1 / 0.75 + 1e-6
+    index = {tuple(row[row >= 0].tolist()): i for i, row in enumerate(everything.actions)}
+    drawn = sample_trajectories(env, policy, 60_000, torch.Generator().manual_seed(5), 0.6, 0.25)
+    counts = torch.zeros(len(index), dtype=torch.float64)
+    for row in drawn.actions:
+        counts[index[tuple(row[row >= 0].tolist())]] += 1
+    assert float((counts / counts.sum() - log_q.exp()).abs().sum()) < 0.03
+    # and it is not the all-trajectories ε-mixture nor the policy alone
+    for other in (lp.behaviour_log_prob(0.6), lp.log_pf):
+        assert float((counts / counts.sum() - other.double().exp()).abs().sum()) > 0.06
+
+
 # ---------------------------------------------------------------------------------------------
 # The on-policy gradient identity, exactly, on an enumerated hypergrid GFlowNet.
 # ---------------------------------------------------------------------------------------------

@@ -31,6 +31,8 @@
     text("c-logz-devgrad", fmt(m.log_z_devgrad));
     text("c-ess", fmt(m.ess));
     text("c-balance", fmt(m.balance_corr));
+    text("c-logp-corr", fmt(m.log_p_corr));
+    text("c-logp-error", fmt(m.log_p_error));
     text("c-unverified", fmt(m.unverified_products));
     text("c-device", run.device || "–");
     text("c-started", run.started_at ? fmtTime(run.started_at).split(", ").pop() : "–");

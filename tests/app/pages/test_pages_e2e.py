@@ -99,6 +99,7 @@ def start_run_from_form_and_watch_dashboard(server: Server, page: Any) -> tuple[
     page.wait_for_selector("#p-hist rect")
     page.wait_for_selector("#best .mol-card img")
     assert int(page.text_content("#c-molecules").replace(",", "")) > 0
+    float(page.text_content("#c-ess"))  # the run's diagnostics reach the dashboard
     assert page.is_disabled("#cancel") and page.is_disabled("#resume"), "succeeded: no cancel, no resume"
     assert '"max_reactions"' in page.text_content("#config")
     screenshot(page, "dashboard")
