@@ -110,18 +110,15 @@ def main() -> None:
         for result in pool.map(run, *zip(*jobs, strict=True)):
             print(json.dumps(result), flush=True)
             results.append(result)
-    if args.out:
-        args.out.write_text(
-            json.dumps(
-                {
-                    "grid": GRIDS[args.grid],
-                    "budget": args.budget,
-                    "runs": results,
-                    "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                },
-                indent=1,
-            )
+    if args.out:  # appended to the runs already there
+        report = (
+            json.loads(args.out.read_text())
+            if args.out.exists()
+            else {"grids": GRIDS, "dates": [], "runs": []}
         )
+        report["dates"].append(time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+        report["runs"].extend({**r, "budget": args.budget} for r in results)
+        args.out.write_text(json.dumps(report, indent=1))
     print("| member | variant | exact L1 | ESS median (p10) | max abs Δ p99 | grad norm median / p99 |")
     print("|---|---|---|---|---|---|")
     for r in results:
