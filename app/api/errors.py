@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.limits import BodyTooLarge
 from app.chem.parsing import ChemQueryError
+from app.runs.configs import CodeNotAllowed
 from app.runs.queries import QueryError
 from synflow.config import ConfigError
 
@@ -26,9 +27,9 @@ def error_body(message: str, errors: list[tuple[str, str]] | None = None) -> dic
     return {"message": message, "errors": [{"field": f, "message": m} for f, m in errors or []]}
 
 
-def _fields(errors: list[tuple[str, str]]) -> JSONResponse:
+def _fields(errors: list[tuple[str, str]], status: int = 422) -> JSONResponse:
     message = "; ".join(f"{field}: {msg}" for field, msg in errors)
-    return JSONResponse(error_body(message, errors), status_code=422)
+    return JSONResponse(error_body(message, errors), status_code=status)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -40,6 +41,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ConfigError)
     async def _config(_: Request, exc: ConfigError) -> JSONResponse:
         return _fields(exc.errors)
+
+    @app.exception_handler(CodeNotAllowed)  # a ConfigError, but refused for trust, not form: 403
+    async def _forbidden(_: Request, exc: CodeNotAllowed) -> JSONResponse:
+        return _fields(exc.errors, 403)
 
     @app.exception_handler(QueryError)
     async def _query(_: Request, exc: QueryError) -> JSONResponse:

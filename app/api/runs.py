@@ -19,7 +19,7 @@ from app.api.schemas import MetricPoint, MetricsOut, Progress, RunOut, RunPage
 from app.core.db import Database
 from app.core.models import Molecule, Run, utcnow
 from app.core.settings import Settings
-from app.runs.configs import check_paths, check_storable
+from app.runs.configs import check_code_allowed, check_paths, check_storable, run_config_of
 from app.runs.lifecycle import FINISHED, RunStatus, cancel, requeue
 from app.runs.queries import latest_metrics, list_runs, metric_history
 from synflow.config import RunConfig, SamplingConfig
@@ -83,10 +83,12 @@ def create_run(
     settings: Settings = Depends(get_settings),
 ) -> RunOut:
     """Queue a training run. The body is a RunConfig (validated once, here); every file it names must
-    lie inside the server's data directory. The stored config is the resolved one (preset values
-    written out)."""
+    lie inside the server's data directory, and a ``python`` or ``command`` reward must be on the
+    server's allowlist (403 otherwise). The stored config is the resolved one (preset values written
+    out)."""
     check_paths(config, settings.data_dir)
     check_storable(config)
+    _check_code(config, settings)
     stored = config.model_dump(mode="json")
     run = Run(name=config.name, kind="train", config=stored, total_steps=config.training.steps)
     session.add(run)
@@ -120,9 +122,18 @@ def cancel_run(run_id: str, session: Session = Depends(get_session)) -> RunOut:
     return run_out(run)
 
 
+def _check_code(config: RunConfig, settings: Settings) -> None:
+    check_code_allowed(config, settings.allowed_python_targets, settings.allowed_commands)
+
+
 @router.post("/{run_id}/resume", status_code=202, response_model=RunOut)
-def resume_run(run_id: str, session: Session = Depends(get_session)) -> RunOut:
+def resume_run(
+    run_id: str, session: Session = Depends(get_session), settings: Settings = Depends(get_settings)
+) -> RunOut:
+    """Requeue a failed or cancelled run; its reward code is checked against today's allowlist."""
     run = get_run(session, run_id)
+    if run.kind == "train":
+        _check_code(run_config_of(run), settings)
     if not requeue(session, run_id):
         raise ApiError(
             409, f"status: only failed or cancelled runs resume; run {run_id} is {run.status}", "status"
@@ -164,9 +175,13 @@ def sample_from_run(
     run_id: str,
     body: SamplingConfig = Body(default_factory=SamplingConfig),
     session: Session = Depends(get_session),
+    settings: Settings = Depends(get_settings),
 ) -> RunOut:
-    """Queue a sampling job: ``count`` molecules drawn from the run's final checkpoint."""
+    """Queue a sampling job: ``count`` molecules drawn from the run's final checkpoint (and scored by
+    its reward, whose code is checked against today's allowlist)."""
     parent = get_run(session, run_id)
+    if parent.kind == "train":
+        _check_code(run_config_of(parent), settings)
     if parent.kind != "train" or parent.status != RunStatus.SUCCEEDED or parent.checkpoint_path is None:
         raise ApiError(
             409,

@@ -1,11 +1,20 @@
-"""Service settings, read from the environment (``SYNFLOW_*``) by entry points and passed around."""
+"""Service settings, read by entry points and passed around: from the environment (``SYNFLOW_*``),
+which overrides a TOML file named by ``SYNFLOW_SETTINGS_FILE`` (the same keys, lower case)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+SETTINGS_FILE_VARIABLE = "SYNFLOW_SETTINGS_FILE"
 
 
 class Settings(BaseSettings):
@@ -35,6 +44,35 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         1024 * 1024, ge=1, description="largest non-upload request body (JSON RunConfig, forms)"
     )
+    # The trust model: API callers never run code of their choosing on the workers. A ``python``
+    # reward's target and a ``command`` reward's executable must be on these lists, set by the
+    # operator; the CLI (run by the operator) is not restricted.
+    allowed_python_targets: list[str] = Field(
+        default_factory=list,
+        description="python reward targets API callers may use: 'package.module:function', or "
+        "'package.module:*' for every function of a module",
+    )
+    allowed_commands: list[str] = Field(
+        default_factory=list,
+        description="executables (a command reward's first argument, matched exactly) API callers may run; "
+        "their arguments are free, so list only programs that do not run code given in their arguments",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = os.environ.get(SETTINGS_FILE_VARIABLE)
+        if path is None:
+            return init_settings, env_settings
+        if not Path(path).is_file():
+            raise ValueError(f"{SETTINGS_FILE_VARIABLE}={path}: no such file")
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=path)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

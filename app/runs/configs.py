@@ -3,13 +3,26 @@ configs read back from a stored run row (validated once when the run was created
 
 from __future__ import annotations
 
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
 from app.core.models import Run
 from synflow.config import ConfigError, RunConfig, SamplingConfig
 
-__all__ = ["check_paths", "check_storable", "run_config_of", "sampling_config_of"]
+__all__ = [
+    "CodeNotAllowed",
+    "check_code_allowed",
+    "check_paths",
+    "check_storable",
+    "run_config_of",
+    "sampling_config_of",
+]
+
+
+class CodeNotAllowed(ConfigError):
+    """A config from an API caller names code the operator has not allowed (HTTP 403)."""
+
 
 _FILE_FIELDS = ("building_blocks", "templates", "cache_dir")
 
@@ -25,6 +38,28 @@ def check_paths(config: RunConfig, data_dir: Path) -> None:
             errors.append((f"environment.{key}", f"must be a path inside the data directory ({root})"))
     if errors:
         raise ConfigError(errors)
+
+
+def check_code_allowed(config: RunConfig, python_targets: list[str], commands: list[str]) -> None:
+    """Every ``python`` reward target must match an allowed pattern (exact, or ``module:*``) and every
+    ``command`` reward's executable must be an allowed one, exactly; a command may not set ``env``
+    (LD_PRELOAD and friends would run other code). Raises ``CodeNotAllowed`` naming each field."""
+    errors = []
+    for i, component in enumerate(config.reward.components):
+        where = f"reward.components.{i}"
+        if component.type == "python" and not any(fnmatchcase(component.target, p) for p in python_targets):
+            errors.append(
+                (f"{where}.target", f"python target {component.target!r} is not on the server's allowlist")
+            )
+        elif component.type == "command":
+            if component.command[0] not in commands:
+                errors.append(
+                    (f"{where}.command", f"command {component.command[0]!r} is not on the server's allowlist")
+                )
+            if component.env:
+                errors.append((f"{where}.env", "a command's environment cannot be set through the API"))
+    if errors:
+        raise CodeNotAllowed(errors)
 
 
 def check_storable(config: RunConfig) -> None:

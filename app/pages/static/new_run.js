@@ -1,4 +1,4 @@
-// The new-run form: builds a RunConfig, posts it, and shows the API's 422 errors next to the fields.
+// The new-run form: builds a RunConfig, posts it, and shows the API's 422 and 403 errors next to the fields.
 "use strict";
 (() => {
   const { api, el, setState } = window.synflow;
@@ -212,7 +212,7 @@
       window.location.assign(`/runs/${run.id}`);
     } catch (err) {
       submitState.textContent = "";
-      if (err.status === 422 && err.errors.length) showErrors(err.errors);
+      if ((err.status === 422 || err.status === 403) && err.errors.length) showErrors(err.errors);
       else setState(summary, "error", `The run was not started: ${err.message}`);
     } finally {
       button.disabled = false;
