@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from app.api.errors import ApiError
-from app.core.auth import auth_enabled, verify_token
+from app.core.auth import auth_enabled, signing_key, verify_scoped_token, verify_token
 from app.core.db import Database
 from app.core.settings import Settings
 
@@ -41,6 +42,9 @@ def require_token(
     if scheme.lower() == "bearer" and token and verify_token(session, settings, token.strip()):
         session.commit()
         return
+    if _event_stream_token_ok(request, settings):
+        session.commit()
+        return
     # RFC 6750: a 401 names the scheme the client should use.
     raise ApiError(
         401,
@@ -48,3 +52,16 @@ def require_token(
         "authorization",
         headers={"WWW-Authenticate": 'Bearer realm="synflow"'},
     )
+
+
+def event_scope(run_id: str) -> str:
+    return f"events:{run_id}"
+
+
+def _event_stream_token_ok(request: Request, settings: Settings) -> bool:
+    """A ``?token=`` from ``POST /runs/{id}/events-token`` opens that run's event stream, nothing else."""
+    scoped = request.query_params.get("token")
+    run_id = str(request.path_params.get("run_id", ""))
+    if not scoped or not run_id or not request.url.path.endswith(f"/runs/{run_id}/events"):
+        return False
+    return verify_scoped_token(signing_key(settings), scoped, event_scope(run_id), time.time())

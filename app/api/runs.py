@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,9 +14,10 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.api.deps import get_db, get_session, get_settings
+from app.api.deps import event_scope, get_db, get_session, get_settings
 from app.api.errors import ApiError
-from app.api.schemas import MetricPoint, MetricsOut, Progress, RunOut, RunPage
+from app.api.schemas import EventToken, MetricPoint, MetricsOut, Progress, RunOut, RunPage
+from app.core.auth import issue_scoped_token, signing_key
 from app.core.db import Database
 from app.core.models import Molecule, Run, utcnow
 from app.core.settings import Settings
@@ -210,13 +212,25 @@ def _snapshot(db: Database, run_id: str) -> dict[str, Any] | None:
         )
 
 
+@router.post("/{run_id}/events-token", response_model=EventToken)
+def events_token(
+    run_id: str, session: Session = Depends(get_session), settings: Settings = Depends(get_settings)
+) -> EventToken:
+    """A short-lived token that opens this run's event stream (and nothing else) from a browser."""
+    get_run(session, run_id)
+    seconds = settings.event_token_seconds
+    token = issue_scoped_token(signing_key(settings), event_scope(run_id), seconds, time.time())
+    return EventToken(token=token, expires_in_s=seconds)
+
+
 @router.get("/{run_id}/events")
 async def run_events(
     run_id: str,
     interval: float = Query(0.5, ge=0.1, le=10),
     db: Database = Depends(get_db),
 ) -> StreamingResponse:
-    """Server-sent events: ``progress`` whenever the run changes, then ``end`` once it finishes."""
+    """Server-sent events: ``progress`` whenever the run changes, then ``end`` once it finishes. With
+    auth on, a bearer header or ``?token=`` from ``POST /runs/{id}/events-token``."""
     if await asyncio.to_thread(_snapshot, db, run_id) is None:
         raise ApiError(404, f"run_id: no run {run_id!r}", "run_id")
     return StreamingResponse(

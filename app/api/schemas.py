@@ -50,6 +50,14 @@ class RunOut(BaseModel):
     config: dict[str, Any] | None = None
 
 
+class EventToken(BaseModel):
+    """Opens one run's event stream as ``GET /runs/{id}/events?token=…`` within ``expires_in_s``
+    (an EventSource cannot send an Authorization header); checked when the stream opens."""
+
+    token: str
+    expires_in_s: float
+
+
 class RunPage(BaseModel):
     items: list[RunOut]
     next_cursor: str | None

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import os
 import secrets
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -66,3 +69,51 @@ def verify_token(session: Session, settings: Settings, token: str) -> bool:
             row.last_used_at = now
         ok = True
     return ok
+
+
+# Scoped, short-lived tokens signed with the server's key: what a browser's EventSource (which cannot
+# send an Authorization header) puts in the URL of one run's event stream.
+
+
+def signing_key(settings: Settings) -> bytes:
+    """``SYNFLOW_SECRET_KEY``, or a random key kept in DATA_DIR/secret_key (mode 600), created once by
+    whichever process needs it first (link(2) makes the creation atomic), shared by every API process
+    on that data directory."""
+    if settings.secret_key:
+        return settings.secret_key.encode()
+    path = settings.data_dir / "secret_key"
+    if not path.exists():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".secret_key.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:  # another process made it first: use theirs
+            pass
+        finally:
+            Path(tmp).unlink()
+    return bytes.fromhex(path.read_text().strip())
+
+
+def _sign(key: bytes, payload: bytes) -> str:
+    return hmac.new(key, payload, hashlib.sha256).hexdigest()
+
+
+def issue_scoped_token(key: bytes, scope: str, seconds: float, now: float) -> str:
+    """``base64(scope|expiry).hmac``: valid for ``scope`` until ``now + seconds``."""
+    payload = f"{scope}|{int(now + seconds)}".encode()
+    return base64.urlsafe_b64encode(payload).decode().rstrip("=") + "." + _sign(key, payload)
+
+
+def verify_scoped_token(key: bytes, token: str, scope: str, now: float) -> bool:
+    encoded, _, signature = token.partition(".")
+    try:
+        payload = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+    except ValueError:
+        return False
+    if not hmac.compare_digest(_sign(key, payload), signature):
+        return False
+    token_scope, _, expiry = payload.decode(errors="replace").rpartition("|")
+    return hmac.compare_digest(token_scope, scope) and expiry.isdigit() and now <= int(expiry)

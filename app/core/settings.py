@@ -44,6 +44,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         1024 * 1024, ge=1, description="largest non-upload request body (JSON RunConfig, forms)"
     )
+    secret_key: str | None = Field(
+        None,
+        description="signs short-lived event-stream tokens; default: a random key in DATA_DIR/secret_key",
+    )
+    event_token_seconds: float = Field(
+        60.0, gt=0, description="how long a token for one run's event stream can open it"
+    )
     # The trust model: API callers never run code of their choosing on the workers. A ``python``
     # reward's target and a ``command`` reward's executable must be on these lists, set by the
     # operator; the CLI (run by the operator) is not restricted.

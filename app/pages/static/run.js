@@ -143,8 +143,26 @@
     pending = setTimeout(() => { pending = null; refreshAll(run); }, wait);
   }
 
-  function connect() {
-    const source = new EventSource(`/api/v1/runs/${runId}/events`);
+  // An EventSource cannot send the bearer header: with a token stored, ask the API for a short-lived
+  // token scoped to this run's stream and put it in the URL; a fresh one on every (re)connection.
+  let ended = false;
+  async function streamUrl() {
+    const url = `/api/v1/runs/${runId}/events`;
+    if (!window.localStorage.getItem("synflow-token")) return url;
+    const { token } = await api(`/runs/${runId}/events-token`, { method: "POST" });
+    return `${url}?token=${encodeURIComponent(token)}`;
+  }
+
+  async function connect() {
+    ended = false;
+    let url;
+    try {
+      url = await streamUrl();
+    } catch (err) {
+      live.textContent = `No live updates: ${err.message}`;
+      return null;
+    }
+    const source = new EventSource(url);
     source.addEventListener("open", () => { live.textContent = "Live: updates stream from the server."; });
     source.addEventListener("progress", (event) => {
       const run = JSON.parse(event.data);
@@ -153,6 +171,7 @@
       live.dataset.step = String(run.progress.step);
     });
     source.addEventListener("end", async (event) => {
+      ended = true;
       source.close();
       const { status } = JSON.parse(event.data);
       live.textContent = `The run ended: ${status}.`;
@@ -161,8 +180,10 @@
       scheduleRefresh(run, true);
     });
     source.addEventListener("error", () => {
-      if (source.readyState === EventSource.CLOSED) live.textContent = "The live connection closed.";
-      else live.textContent = "Reconnecting…";
+      if (source.readyState !== EventSource.CLOSED) { live.textContent = "Reconnecting…"; return; }
+      // Refused (e.g. its token expired on an automatic reconnection): start over with a new token.
+      live.textContent = "The live connection closed; reconnecting…";
+      if (!ended) setTimeout(connect, 2000);
     });
     return source;
   }

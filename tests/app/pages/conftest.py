@@ -11,7 +11,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -32,9 +33,10 @@ class Server:
     url: str
     library_path: str
     templates_path: str
+    headers: dict[str, str] = field(default_factory=dict)
 
     def api(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url + "/api/v1", timeout=30)
+        return httpx.Client(base_url=self.url + "/api/v1", timeout=30, headers=self.headers)
 
 
 def _free_port() -> int:
@@ -64,12 +66,14 @@ def _upload(client: httpx.Client, path: str, name: str, file: Path) -> str:
     return response.json()["path"]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("synflow-pages")
+@contextmanager
+def serving(
+    data_dir: Path, env_extra: dict[str, str] | None = None, headers: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """``synflow serve`` with one embedded worker on a free port, the test library and templates uploaded."""
     port = _free_port()
     log = data_dir / "serve.log"
-    env = {**os.environ, "SYNFLOW_WORKER_POLL_SECONDS": "0.2", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "SYNFLOW_WORKER_POLL_SECONDS": "0.2", "PYTHONUNBUFFERED": "1", **(env_extra or {})}
     command = [sys.executable, "-c", "from app.cli.main import main; main()", "serve", "--host", "127.0.0.1",
                "--port", str(port), "--data-dir", str(data_dir), "--workers", "1"]
     with log.open("wb") as out:
@@ -77,16 +81,22 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, proc, log)
-        with httpx.Client(base_url=url + "/api/v1", timeout=60) as client:
+        with httpx.Client(base_url=url + "/api/v1", timeout=60, headers=headers) as client:
             library = _upload(client, "/libraries", "test-blocks", DATA / "blocks.smi")
             templates = _upload(client, "/template-sets", "test-templates", DATA / "templates.txt")
-        yield Server(url, library, templates)
+        yield Server(url, library, templates, headers or {})
     finally:
         proc.terminate()
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with serving(tmp_path_factory.mktemp("synflow-pages")) as running:
+        yield running
 
 
 # Module scope: Playwright's sync API keeps an asyncio loop running in this thread while it is open,
