@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from fastapi import Depends, FastAPI
 
 from app.api import catalogues, health, molecules, runs, tokens
@@ -15,6 +17,8 @@ from app.core.settings import Settings
 from app.pages import pages_router
 
 API_PREFIX = "/api/v1"
+# ``synflow serve --api-workers N`` (N > 1) hands its resolved settings to each API process this way
+SERVE_SETTINGS_VARIABLE = "SYNFLOW_SERVE_SETTINGS_JSON"
 
 
 def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
@@ -41,3 +45,10 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         BodySizeLimit, max_body_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes
     )
     return app
+
+
+def create_app_from_environment() -> FastAPI:
+    """The factory each API process of ``synflow serve --api-workers N`` calls: the settings the
+    parent resolved (command-line options included), or the environment's."""
+    settings_json = os.environ.get(SERVE_SETTINGS_VARIABLE)
+    return create_app(Settings.model_validate_json(settings_json) if settings_json else None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -10,6 +11,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import func, select, text
 
 from app.core.db import Database
@@ -96,4 +98,9 @@ def install_metrics(
 
     @app.get("/metrics", tags=["health"], include_in_schema=False, dependencies=dependencies)
     def metrics() -> Response:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # several API processes: every one's counts
+            merged = CollectorRegistry()
+            MultiProcessCollector(merged)
+            merged.register(RunCollector(db))
+            return Response(generate_latest(merged), media_type=CONTENT_TYPE_LATEST)
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from pathlib import Path
-from typing import cast, get_args
+from typing import Any, cast, get_args
 
 import typer
 import uvicorn
@@ -20,7 +22,7 @@ from app.core.db import Database
 from app.core.migrate import upgrade
 from app.core.models import Run
 from app.core.settings import Settings
-from app.main import create_app
+from app.main import SERVE_SETTINGS_VARIABLE, create_app
 from app.runs.export import ExportFormat, export_stream
 
 _DB_HELP = "SQLAlchemy URL (env SYNFLOW_DATABASE_URL); default sqlite under the data dir"
@@ -36,7 +38,12 @@ def load_settings(database_url: str | None, data_dir: Path | None) -> Settings:
     return settings
 
 
-def _serve(settings: Settings, host: str, port: int, workers: int, migrate: bool) -> None:
+def default_api_workers() -> int:
+    """One API process per core (at most 8): the training worker runs in its own process anyway."""
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def _serve(settings: Settings, host: str, port: int, workers: int, api_workers: int, migrate: bool) -> None:
     # the trainer stack (torch, PyG: 2.6 s measured with -X importtime) loads only in worker processes
     from app.worker.process import worker_process_main
 
@@ -51,15 +58,27 @@ def _serve(settings: Settings, host: str, port: int, workers: int, migrate: bool
     # uvicorn re-raises SIGTERM after its graceful shutdown with the previous handler in place; with
     # the default one the process would die before ``finally`` and leave the workers orphaned.
     signal.signal(signal.SIGTERM, _exit_on_signal)
+    metrics_dir = None
+    # keep idle connections 75 s (uvicorn's default is 5 s): a client reusing a connection just as
+    # the server drops it gets a read error; benchmarks/load.py with think time hit exactly that
+    options: dict[str, Any] = {"host": host, "port": port, "log_level": "info", "timeout_keep_alive": 75}
     try:
-        # keep idle connections 75 s (uvicorn's default is 5 s): a client reusing a connection just as
-        # the server drops it gets a read error; benchmarks/load.py with think time hit exactly that
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", timeout_keep_alive=75)
+        if api_workers == 1:
+            uvicorn.run(create_app(settings), **options)
+        else:
+            # N processes share the socket; each builds its app from the settings resolved here, and
+            # their Prometheus counters meet in one directory (prometheus_client's multiprocess mode)
+            metrics_dir = tempfile.mkdtemp(prefix="synflow-metrics-")
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+            os.environ[SERVE_SETTINGS_VARIABLE] = settings.model_dump_json()
+            uvicorn.run("app.main:create_app_from_environment", factory=True, workers=api_workers, **options)
     finally:
         for proc in procs:
             proc.terminate()
         for proc in procs:
             proc.join(timeout=30)
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def _exit_on_signal(signum: int, _frame: object) -> None:
@@ -93,12 +112,17 @@ def register(cli: typer.Typer) -> None:
         host: str = typer.Option("127.0.0.1"),
         port: int = typer.Option(8000),
         workers: int = typer.Option(1, min=0, help="embedded worker processes (0: API only)"),
+        api_workers: int | None = typer.Option(
+            None, min=1, help="API processes sharing the port (default: one per core, at most 8)"
+        ),
         migrate: bool = typer.Option(True, help="upgrade the schema before serving"),
         database_url: str | None = typer.Option(None, help=_DB_HELP),
         data_dir: Path | None = typer.Option(None, help=_DIR_HELP),
     ) -> None:
-        """The REST API (OpenAPI at /docs) with N embedded workers; SQLite by default."""
-        _serve(load_settings(database_url, data_dir), host, port, workers, migrate)
+        """The REST API (OpenAPI at /docs) in N processes, with embedded training workers in their own
+        processes; SQLite by default."""
+        n_api = api_workers if api_workers is not None else default_api_workers()
+        _serve(load_settings(database_url, data_dir), host, port, workers, n_api, migrate)
 
     @cli.command("worker")
     def worker(
