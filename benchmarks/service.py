@@ -31,6 +31,7 @@ from app.core.settings import Settings
 from app.main import create_app
 from app.runs.store import write_molecules
 from devsupport.postgres import ThrowawayPostgres
+from reactions.smiles import inchikey
 from synflow.callbacks import SampledMolecule
 
 ZINC = Path(__file__).resolve().parents[2] / "shared" / "data" / "molecules" / "zinc250k.csv.gz"
@@ -46,26 +47,37 @@ def zinc_smiles(path: Path) -> list[str]:
 
 
 def molecules(smiles: list[str], n: int, seed: int = 0) -> Iterator[SampledMolecule]:
-    """Unique strings: each ZINC SMILES, then with 1, 2, ... methyl carbons prefixed."""
+    """Unique strings: each ZINC SMILES, then with 1, 2, ... methyl carbons prefixed; each with its
+    InChIKey, as the trainer sends them (computed once per molecule where it is first sampled)."""
     rng = random.Random(seed)
     for i in range(n):
         base = smiles[i % len(smiles)]
         text = "C" * (i // len(smiles)) + base
         route = {"steps": [{"action": "start", "product": text}]}
-        yield SampledMolecule(text, rng.random(), i // 1000, {"qed": rng.random(), "sa": rng.random()}, route)
+        scores = {"qed": rng.random(), "sa": rng.random()}
+        yield SampledMolecule(text, rng.random(), i // 1000, scores, route, inchikey=inchikey(text))
 
 
 def fill(db: Database, run_id: str, records: Iterator[SampledMolecule]) -> tuple[int, float, float]:
-    """Rows written, wall seconds, and this process's CPU seconds."""
-    count, start, cpu, batch = 0, time.perf_counter(), time.process_time(), []
+    """Rows written, and the wall and CPU seconds of the writes alone (making the records is the
+    worker's work, not the store's: excluded)."""
+    count, wall, cpu, batch = 0, 0.0, 0.0, []
+
+    def write() -> None:
+        nonlocal count, wall, cpu
+        start, cpu0 = time.perf_counter(), time.process_time()
+        count += _write(db, run_id, batch)
+        wall += time.perf_counter() - start
+        cpu += time.process_time() - cpu0
+
     for record in records:
         batch.append(record)
         if len(batch) == BATCH:
-            count += _write(db, run_id, batch)
+            write()
             batch = []
     if batch:
-        count += _write(db, run_id, batch)
-    return count, time.perf_counter() - start, time.process_time() - cpu
+        write()
+    return count, wall, cpu
 
 
 def _write(db: Database, run_id: str, batch: list[SampledMolecule]) -> int:

@@ -98,6 +98,17 @@ def parse_smiles_or_none(smiles: str | None) -> Chem.Mol | None:
             return None
 
 
+def inchikey(smiles: str) -> str | None:
+    """The standard InChIKey (about 0.4 ms: InChI generation), or None when RDKit cannot parse the
+    SMILES or make an InChI for it."""
+    mol = parse_smiles_or_none(smiles)
+    if mol is None:
+        return None
+    with rdBase.BlockLogs():
+        key = Chem.MolToInchiKey(mol)
+    return key or None
+
+
 def canonical_smiles(smiles: str | None) -> str | None:
     """RDKit's canonical isomeric SMILES, or None when the input does not parse."""
     mol = parse_smiles_or_none(smiles)

@@ -34,6 +34,7 @@ class SampledMolecule:
     log_reward: float = 0.0
     beta: float = 1.0
     error: str | None = None  # why the reward could not be computed (the molecule got the floor)
+    inchikey: str | None = None  # when the producer computed it (the store computes it otherwise)
 
     def to_json(self) -> dict[str, Any]:
         return {

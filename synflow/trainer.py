@@ -26,6 +26,7 @@ from models.featurize import BlockFeatures, MolFeaturizer
 from models.policy import SynthesisPolicy
 from reactions.index import build_compatibility_index
 from reactions.library import default_library, load_building_blocks
+from reactions.smiles import inchikey
 from reactions.templates import default_template_set, load_template_set
 from synflow.callbacks import SampledMolecule, StopReason, TrainerCallback, TrainingOutcome
 from synflow.checkpoint import CHECKPOINT_NAME, read_checkpoint, write_checkpoint
@@ -108,6 +109,7 @@ class Trainer:
         self.step = 0
         self.timers = {"chemistry": 0.0, "network": 0.0, "reward": 0.0}
         self._last_online: list[Trajectory] = []
+        self._inchikeys: dict[str, str] = {}  # once per molecule ("": RDKit made none), for the store
         self.trajectories_trained = 0
 
     # -- construction ------------------------------------------------------------------------
@@ -199,7 +201,11 @@ class Trainer:
             first = self.metrics.update(t.smiles, t.reward, t.n_reactions)
             if t.smiles is None:
                 continue
+            key = self._inchikeys.get(t.smiles)
+            if key is None:
+                key = self._inchikeys[t.smiles] = inchikey(t.smiles) or ""
             record = SampledMolecule(
+                inchikey=key or None,
                 smiles=t.smiles,
                 reward=t.reward,
                 step=step,

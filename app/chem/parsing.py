@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from rdkit import Chem, rdBase
 
-from reactions.smiles import InputLimits, SmilesError, parse_smiles_or_none, smarts_recursion_depth
+from reactions.smiles import InputLimits, SmilesError, smarts_recursion_depth
 from reactions.smiles import parse_smarts as strict_smarts
 from reactions.smiles import parse_smiles as strict_parse
 
@@ -72,12 +72,3 @@ def parse_smarts(smarts: str, limits: ChemLimits = DEFAULT_LIMITS) -> Chem.Mol:
         return strict_smarts(smarts, limits)
     except SmilesError as error:
         raise ChemQueryError(str(error)) from None
-
-
-def inchikey(smiles: str) -> str | None:
-    mol = parse_smiles_or_none(smiles)
-    if mol is None:
-        return None
-    with rdBase.BlockLogs():
-        key = Chem.MolToInchiKey(mol)
-    return key or None

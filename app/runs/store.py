@@ -20,8 +20,8 @@ from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from app.chem.parsing import inchikey
 from app.core.models import Metric, utcnow
+from reactions.smiles import inchikey
 from synflow.callbacks import SampledMolecule
 
 CHUNK_ROWS = 5000  # rows per SQLite executemany call (bounded memory per call)
@@ -87,13 +87,14 @@ def _scores_json(scores: dict[str, float]) -> str:
 
 def _aggregate(records: Iterable[SampledMolecule], now: Any) -> list[list[Any]]:
     """One row per SMILES (in ``_COLUMNS`` order): the first occurrence's data, the sampled count
-    and the step span; JSON serialised and the InChIKey computed once per distinct molecule."""
+    and the step span; JSON serialised once per distinct molecule, and its InChIKey taken from the
+    record (the trainer computes it once per molecule) or computed here (0.4 ms each)."""
     rows: dict[str, list[Any]] = {}
     for rec in records:
         row = rows.get(rec.smiles)
         if row is None:
             rows[rec.smiles] = [
-                rec.smiles, inchikey(rec.smiles), _finite(rec.reward) or 0.0,
+                rec.smiles, rec.inchikey or inchikey(rec.smiles), _finite(rec.reward) or 0.0,
                 _scores_json(rec.scores), _encode(rec.route), rec.step, rec.step, now, 1, rec.error,
             ]
         else:

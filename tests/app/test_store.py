@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 from app.core.db import Database
 from app.core.models import Metric, Molecule, Run
 from app.runs.store import write_metrics, write_molecules
+from reactions.smiles import inchikey
 from synflow.callbacks import SampledMolecule
 
 
@@ -77,3 +78,21 @@ def test_deleting_a_run_cascades(db: Database) -> None:
     with db.session() as session:
         assert session.scalar(select(func.count()).select_from(Molecule)) == 0
         assert session.scalar(select(func.count()).select_from(Metric)) == 0
+
+
+def test_inchikeys_from_the_record_or_computed(db: Database) -> None:
+    """The trainer sends each molecule's InChIKey (computed once per molecule); a record without one
+    gets it computed by the store; either way the stored key is RDKit's standard InChIKey."""
+    run_id = _run(db)
+    given = inchikey("CC(=O)Nc1ccc(O)cc1")
+    assert given == "RZVAJINKPMORJF-UHFFFAOYSA-N"
+    with db.session() as session:
+        write_molecules(
+            session,
+            run_id,
+            [SampledMolecule("CC(=O)Nc1ccc(O)cc1", 0.5, 1, inchikey=given), SampledMolecule("CCO", 0.1, 1)],
+        )
+    with db.session() as session:
+        rows = session.execute(select(Molecule.smiles, Molecule.inchikey).where(Molecule.run_id == run_id))
+        keys = {smiles: key for smiles, key in rows}
+    assert keys == {"CC(=O)Nc1ccc(O)cc1": given, "CCO": "LFQSCWFLJHTTHZ-UHFFFAOYSA-N"}

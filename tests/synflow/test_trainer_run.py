@@ -56,8 +56,9 @@ def test_the_budget_ends_the_run_and_nothing_unscored_is_reported_or_trained(che
     assert outcome.reason == "budget_spent" and outcome.message == "oracle budget spent"
     assert outcome.step < 200 and trainer.reward.oracle_calls == 5
     assert len({s.smiles for s in seen.samples}) == 5  # exactly the scored molecules
-    for sample in seen.samples:  # every reported reward is the molecule's real score
+    for sample in seen.samples:  # every reported reward is the molecule's real score, with its InChIKey
         assert sample.reward == pytest.approx(QED.qed(Chem.MolFromSmiles(sample.smiles)))
+        assert sample.inchikey == Chem.MolToInchiKey(Chem.MolFromSmiles(sample.smiles))
     infos = [info for step, info in seen.steps if step > 0]
     assert any(info["unscored"] > 0 for info in infos), "the last batch was partial"
     trained = sum(8 - info["unscored"] for info in infos)  # no replay: each scored trajectory once
