@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run demo test test-exact lint bench-quick fuzz clean
+.PHONY: install run demo test test-exact docker-check lint bench-quick fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ test: install
 # The long exactness trainings (tests/synflow/test_exactness.py): .ci/run runs them after `make test`.
 test-exact: install
 	$(PY) -m pytest -n 2 -q -m exact
+
+# Build the image and run the compose stack for real (PostgreSQL, API, CPU worker): the README's run
+# through the API, its molecules and SDF export, a restart that keeps the data. Root; ~10 minutes.
+docker-check:
+	bash scripts/docker_check.sh
 
 lint: install
 	$(VENV)/bin/ruff check .

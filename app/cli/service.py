@@ -44,15 +44,18 @@ def default_api_workers() -> int:
 
 
 def _serve(settings: Settings, host: str, port: int, workers: int, api_workers: int, migrate: bool) -> None:
-    # the trainer stack (torch, PyG: 2.6 s measured with -X importtime) loads only in worker processes
-    from app.worker.process import worker_process_main
-
     settings.ensure_dirs()
     if migrate:
         upgrade(settings.resolved_database_url())
-    context = multiprocessing.get_context("spawn")
-    args = (settings.model_dump_json(), os.getpid())
-    procs = [context.Process(target=worker_process_main, args=args, daemon=False) for _ in range(workers)]
+    procs = []
+    if workers:
+        # the trainer stack (torch, PyG: 2.6 s measured with -X importtime) loads only with workers, and
+        # then only in their processes; the API alone runs without torch installed (the slim image)
+        from app.worker.process import worker_process_main
+
+        context = multiprocessing.get_context("spawn")
+        args = (settings.model_dump_json(), os.getpid())
+        procs = [context.Process(target=worker_process_main, args=args, daemon=False) for _ in range(workers)]
     for proc in procs:
         proc.start()
     # uvicorn re-raises SIGTERM after its graceful shutdown with the previous handler in place; with

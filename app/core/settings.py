@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     )
     worker_lease_seconds: float = Field(60.0, gt=0, description="a run's lease; renewed by heartbeats")
     worker_poll_seconds: float = Field(1.0, gt=0, description="idle worker's wait between claims")
+    worker_health_file: Path | None = Field(
+        None,
+        description="a worker touches this file whenever it reaches the database (each idle poll, each "
+        "lease renewal): a container healthcheck reads its age",
+    )
     database_retry_seconds: float = Field(
         300.0, ge=0, description="how long a worker retries a write through a database outage"
     )

@@ -57,6 +57,7 @@ class RunExecution(TrainerCallback):
             )
 
         cancel_requested = self._write(work, "lease renewal", retry)
+        touch_health(self.settings)
         if cancel_requested is None:
             self.lost.set()
         elif cancel_requested:
@@ -109,6 +110,12 @@ class RunExecution(TrainerCallback):
             self.finish(RunStatus.SUCCEEDED, step=outcome.step, stop_reason=outcome.message)
         else:
             self.finish(RunStatus.SUCCEEDED, step=Run.total_steps)
+
+
+def touch_health(settings: Settings) -> None:
+    """Mark the worker alive and in touch with its database (``worker_health_file``, if set)."""
+    if settings.worker_health_file is not None:
+        settings.worker_health_file.touch()
 
 
 def execute_run(

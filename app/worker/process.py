@@ -12,7 +12,7 @@ import uuid
 from app.core.db import Database
 from app.core.settings import Settings
 from app.runs.lifecycle import claim_run, fail_exhausted
-from app.worker.execution import execute_run
+from app.worker.execution import execute_run, touch_health
 from synflow.runtime import configure_torch_threads
 
 log = logging.getLogger("synflow.worker")
@@ -43,6 +43,7 @@ class Worker:
         while not self.shutdown.is_set():
             try:
                 claimed = self.run_once()
+                touch_health(self.settings)
             except Exception:
                 log.exception("worker %s: claim failed", self.worker_id)
                 claimed = None

@@ -26,7 +26,6 @@ import yaml
 from rdkit import Chem
 from rdkit.Chem import rdDistGeom, rdForceFieldHelpers
 from rdkit.Chem.MolStandardize import rdMolStandardize
-from vina import Vina
 
 from synflow.rewards.base import Scorer
 
@@ -86,6 +85,8 @@ def new_vina(settings: DockingSettings) -> Any:
     """A one-core Vina with the receptor's grid maps computed."""
     # Vina draws a random seed when given 0, so 0 would make docking irreproducible (an estradiol
     # test at exhaustiveness 1 scored -9.6 to -10.4 across three runs): seed + 1 is always fixed.
+    from vina import Vina  # the training stack only: the API image has no vina
+
     vina = Vina(sf_name="vina", cpu=1, seed=settings.seed + 1, verbosity=0)
     vina.set_receptor(rigid_pdbqt_filename=settings.receptor)
     vina.compute_vina_maps(center=list(settings.center), box_size=list(settings.size))

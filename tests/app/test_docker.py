@@ -19,18 +19,27 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_compose_parses_and_is_wired() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert {"postgres", "api", "worker"} <= set(services)
-    for name in ("postgres", "api", "worker"):
+    assert {"postgres", "api", "worker", "worker-gpu"} <= set(services)
+    for name in ("postgres", "api", "worker", "worker-gpu"):
         assert "healthcheck" in services[name], name
     assert services["api"]["depends_on"]["postgres"]["condition"] == "service_healthy"
-    gpu = services["worker"]["deploy"]["resources"]["reservations"]["devices"][0]
+    # a CPU worker by default; the GPU one only behind its profile
+    assert "profiles" not in services["worker"] and "deploy" not in services["worker"]
+    assert services["worker-gpu"]["profiles"] == ["gpu"]
+    gpu = services["worker-gpu"]["deploy"]["resources"]["reservations"]["devices"][0]
     assert gpu["capabilities"] == ["gpu"]
-    assert services["worker"]["command"] == ["worker"]
+    assert services["worker-gpu"]["build"]["args"]["TORCH_VARIANT"] != "cpu"
+    assert "torch.cuda.is_available()" in " ".join(services["worker-gpu"]["healthcheck"]["test"])
+    for name in ("worker", "worker-gpu"):
+        assert services[name]["command"] == ["worker"]
+        assert services[name]["environment"]["SYNFLOW_WORKER_HEALTH_FILE"] in " ".join(
+            services[name]["healthcheck"]["test"]
+        )
+        assert "data:/data" in services[name]["volumes"]
     url = services["api"]["environment"]["SYNFLOW_DATABASE_URL"]
     assert url.startswith("postgresql+psycopg://") and "@postgres:" in url
-    assert "checkpoints:/data" in services["worker"]["volumes"] and "checkpoints" in compose["volumes"]
-    for name in ("api", "worker"):
-        assert (ROOT / services[name]["build"]["dockerfile"]).is_file()
+    assert "data:/data" in services["api"]["volumes"] and {"data", "pgdata"} <= set(compose["volumes"])
+    assert (ROOT / services["api"]["build"]["dockerfile"]).is_file()
 
 
 def test_dockerfile_copies_existing_paths_and_runs_as_non_root() -> None:
@@ -46,8 +55,32 @@ def test_dockerfile_copies_existing_paths_and_runs_as_non_root() -> None:
         assert (ROOT / src).exists(), f"Dockerfile copies {src}, which does not exist"
     users = re.findall(r"^USER (\S+)", text, flags=re.M)
     assert users and users[-1] not in ("root", "0")
-    assert re.search(r"^ARG TORCH_INDEX_URL=.*/cpu$", text, flags=re.M), "CPU torch by default"
-    assert "HEALTHCHECK" in text
+    assert re.search(r"^ARG TORCH_VARIANT=cpu$", text, flags=re.M), "CPU torch by default"
+    assert "check_torch.py" in text and "HEALTHCHECK" in text
+    assert not re.search(r"^#\s*syntax=", text, flags=re.M), "no remote Dockerfile frontend"
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".venv", "synflow-data", ".git"} <= set(ignored)
+
+
+@pytest.mark.parametrize(("variant", "cuda", "ok"), [("cpu", None, True), ("cpu", "12.6", False),
+                                                     ("cu126", "12.6", True), ("cu126", None, False),
+                                                     ("cu124", "12.6", False)])
+def test_the_build_refuses_a_torch_that_is_not_the_variant(variant: str, cuda: str | None, ok: bool,
+                                                          tmp_path: Path) -> None:
+    """docker/check_torch.py against a stand-in torch module reporting a given CUDA version."""
+    fake = tmp_path / "torch"
+    fake.mkdir()
+    version = (ROOT / "pyproject.toml").read_text().split('"torch==', 1)[1].split('"', 1)[0]
+    (fake / "__init__.py").write_text(
+        f"__version__ = '{version}+x'\nclass version:\n    cuda = {cuda!r}\n"
+    )
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "docker" / "check_torch.py"), variant, str(ROOT / "pyproject.toml")],
+        env={**os.environ, "PYTHONPATH": str(tmp_path)}, capture_output=True, text=True, timeout=60,
+    )
+    assert (result.returncode == 0) == ok, result.stderr
+    if not ok:
+        assert "torch.version.cuda" in result.stderr
 
 
 def _entrypoint(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
