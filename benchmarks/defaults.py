@@ -14,14 +14,8 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
-from pathlib import Path
 from typing import Any
-
-# benchmarks/reactions.py would shadow the reactions package when run as a script
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
 
 from synflow.callbacks import TrainerCallback
 from synflow.config import parse_run_config

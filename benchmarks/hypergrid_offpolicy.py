@@ -14,17 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-# benchmarks/reactions.py would shadow the reactions package when run as a script
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
 
 GRIDS = {"4d-h8": {"dim": 4, "side": 8, "r0": 0.1}, "2d-h64": {"dim": 2, "side": 64, "r0": 1e-3}}
 VARIANTS: dict[str, dict[str, Any]] = {

@@ -23,8 +23,7 @@ from rdkit import Chem, RDLogger
 from rdkit.Chem.Pharm2D import Generate, Gobbi_Pharm2D
 
 ROOT = Path(__file__).resolve().parents[1]
-# the project root first: the molecule joiner lives with the equality test, and
-# benchmarks/reactions.py would shadow the reactions package
+# the project root first: the molecule joiner lives with the equality test (tests/)
 sys.path.insert(0, str(ROOT))
 
 from synflow.rewards.pharm2d import Pharm2DFingerprint  # noqa: E402

@@ -13,13 +13,8 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
-
-# benchmarks/reactions.py would shadow the reactions package when run as a script
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
 
 import numpy as np
 from rdkit import RDLogger

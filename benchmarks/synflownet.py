@@ -13,14 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 import time
 from pathlib import Path
 from typing import Any
-
-# benchmarks/reactions.py would shadow the reactions package when run as a script
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
 
 from rdkit import Chem, rdBase
 from rdkit.Chem import AllChem

@@ -1,7 +1,7 @@
 """Benchmarks of the chemistry layer: compatibility index build, scaling, reaction throughput.
 
-    .venv/bin/python benchmarks/reactions.py            # full run (~10 min on 2 cores)
-    .venv/bin/python benchmarks/reactions.py --quick    # smaller floor sample and scaling points
+    .venv/bin/python benchmarks/reaction_speed.py            # full run (~10 min on 2 cores)
+    .venv/bin/python benchmarks/reaction_speed.py --quick    # smaller floor sample and scaling points
 
 Reads ../shared/data (zincfrag_10k, the three template sets, zinc250k). Every "bare RDKit" figure is
 measured in the same run, on the same molecules, for comparison.
@@ -25,15 +25,12 @@ from pathlib import Path
 import numpy as np
 from rdkit import Chem, rdBase
 
-ROOT = Path(__file__).resolve().parents[1]
-# This file is itself named reactions.py and Python puts its folder first on sys.path, which would
-# shadow the `reactions` package; put the project root in front.
-sys.path.insert(0, str(ROOT))
+from reactions.index import build_compatibility_index
+from reactions.library import BuildingBlockLibrary, library_from_smiles, load_building_blocks
+from reactions.parallel import default_workers
+from reactions.templates import TemplateSet, load_template_set
 
-from reactions.index import build_compatibility_index  # noqa: E402
-from reactions.library import BuildingBlockLibrary, library_from_smiles, load_building_blocks  # noqa: E402
-from reactions.parallel import default_workers  # noqa: E402
-from reactions.templates import TemplateSet, load_template_set  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SHARED = ROOT.parent / "shared" / "data"
 SETS = ["synflownet_hb", "rxnflow_hb_edited", "rxnflow_real"]
