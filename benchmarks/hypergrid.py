@@ -20,11 +20,12 @@ import argparse
 import json
 import math
 import multiprocessing
+import os
 import platform
 import statistics
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,8 @@ POLICY_MODES: dict[str, dict[str, Any]] = {
         "replay_batch": 16,
         "importance": "truncated",
     },
+    # uniform replay alone, weighted the same way (no ε-exploration)
+    "off-replay-weighted": {"replay_capacity": 10_000, "replay_batch": 16, "importance": "truncated"},
 }
 
 
@@ -120,11 +123,18 @@ def suites(quick: bool) -> list[Suite]:
             0.1,
             budget=100_000,
             seeds=seeds,
-            modes=("on", "off-weighted"),
+            modes=("on", "off-weighted", "off-replay-weighted"),
             torchgfn_seeds=(),
             evaluations=10,
         ),
-        Suite("2d-h64", **h64, budget=100_000, seeds=seeds, modes=("off-weighted",), torchgfn_seeds=()),
+        Suite(
+            "2d-h64",
+            **h64,
+            budget=100_000,
+            seeds=seeds,
+            modes=("off-weighted", "off-replay-weighted"),
+            torchgfn_seeds=(),
+        ),
         Suite(
             "4d-h8",
             4,
@@ -479,8 +489,14 @@ def _load(path: Path) -> dict[str, Any] | None:
 
 
 def _save(path: Path, report: dict[str, Any]) -> None:
+    """Write ``report``, keeping runs another process added to the file meanwhile (two invocations
+    with different ``--only``/``--modes`` may share one JSON)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    on_disk = _load(path)
+    if on_disk is not None:
+        mine = {r["key"] for r in report["runs"]}
+        report["runs"].extend(r for r in on_disk["runs"] if r["key"] not in mine)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(report, indent=1))
     tmp.replace(path)
 
@@ -513,6 +529,39 @@ def summarise(report: dict[str, Any]) -> list[str]:
         rate = _mean([r["curve"][-1]["trajectories"] / r["curve"][-1]["cpu_s"] for r in runs])
         rows.append(
             f"| {suite} | {method} | {mode} | {len(runs)} | {l1} | {exact} ({sampled}) | {rate:,.0f} |"
+        )
+    return rows
+
+
+def on_off_rows(report: dict[str, Any], suite: str, off: str = "off-weighted") -> list[str]:
+    """Markdown rows: per member, final exact L1 on- and off-policy (per seed and mean), their ratio,
+    the exact modes per seed and the median ESS of the off-policy importance weights."""
+    rows = [
+        f"| member | on-policy L1 (seeds) | {off} L1 (seeds) | off / on | modes exact on → off |"
+        " importance-weight ESS (median) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for method in FAMILY:
+        runs = {
+            mode: sorted(
+                (
+                    r
+                    for r in report["runs"]
+                    if r["suite"]["name"] == suite and r["method"] == method and r["policy_mode"] == mode
+                ),
+                key=lambda r: r["seed"],
+            )
+            for mode in ("on", off)
+        }
+        if not runs["on"] or not runs[off]:
+            continue
+        l1 = {mode: [r["curve"][-1]["l1"] for r in rs] for mode, rs in runs.items()}
+        modes = {mode: "/".join(str(r["curve"][-1]["modes_exact"]) for r in rs) for mode, rs in runs.items()}
+        ess = _mean([r["curve"][-1].get("importance_ess_median", float("nan")) for r in runs[off]])
+        cell = {mode: f"{_mean(v):.3f} ({', '.join(f'{x:.3f}' for x in v)})" for mode, v in l1.items()}
+        rows.append(
+            f"| {method} | {cell['on']} | {cell[off]} | {_mean(l1[off]) / _mean(l1['on']):.2f} | "
+            f"{modes['on']} → {modes[off]} | {ess:.2f} |"
         )
     return rows
 
@@ -588,6 +637,7 @@ def main() -> None:
     parser.add_argument(
         "--only", nargs="+", default=None, help="run only suites whose name contains one of these"
     )
+    parser.add_argument("--modes", nargs="+", default=None, help="run only these policy modes (on, off, …)")
     parser.add_argument("--plot-only", action="store_true", help="redraw the plot from the JSON")
     parser.add_argument(
         "--speed", action="store_true", help="only the speed comparison at equal path lengths"
@@ -599,11 +649,17 @@ def main() -> None:
         return
     out = args.out or RESULTS / ("hypergrid-quick.json" if args.quick else "hypergrid.json")
     selected = [s for s in suites(args.quick) if args.only is None or any(o in s.name for o in args.only)]
+    if args.modes:
+        selected = [replace(s, modes=tuple(m for m in s.modes if m in args.modes)) for s in selected]
     report = _load(out) if args.plot_only else run_all(selected, out, args.processes)
     if report is None:
         raise SystemExit(f"nothing to plot: {out} does not exist")
     plot(report, out.with_suffix(".png"))
     print("\n".join(summarise(report)))
+    for suite in ("4d-h8-100k", "2d-h64"):
+        for off in ("off-weighted", "off-replay-weighted"):
+            print(f"\n{suite}, on- against {off} (same trajectories drawn):")
+            print("\n".join(on_off_rows(report, suite, off)))
     print(f"wrote {out} and {out.with_suffix('.png')}")
 
 
