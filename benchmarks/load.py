@@ -272,7 +272,7 @@ def database(backend: str, data_dir: Path) -> Iterator[str]:
 
 
 @contextmanager
-def serve(database_url: str, data_dir: Path, workers: int) -> Iterator[str]:
+def serve(database_url: str, data_dir: Path, workers: int, api_workers: int | None = None) -> Iterator[str]:
     from devsupport.postgres import free_port
 
     port = free_port()
@@ -284,7 +284,8 @@ def serve(database_url: str, data_dir: Path, workers: int) -> Iterator[str]:
     }
     log = Path(tempfile.gettempdir()) / f"synflow-load-server-{port}.log"  # kept for inspection
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve", "--port", str(port), "--workers", str(workers)],
+        [sys.executable, "-m", "app", "serve", "--port", str(port), "--workers", str(workers)]
+        + ([] if api_workers is None else ["--api-workers", str(api_workers)]),
         env=env,
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
@@ -349,6 +350,9 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--molecules", type=int, default=5000, help="molecules in the browsed run")
     parser.add_argument("--json", type=Path, help="write the summary here")
+    parser.add_argument(
+        "--api-workers", type=int, default=None, help="API processes (default: synflow serve's, one per core)"
+    )
     parser.add_argument("--no-writer", action="store_true", help="no training run meanwhile (a baseline)")
     parser.add_argument(
         "--think", type=float, default=0.0, help="mean pause (s) between a client's requests; 0 = saturation"
@@ -363,7 +367,7 @@ def main() -> None:
             upgrade(url)
             run_id, ids = seed_database(url, args.molecules)
             with (
-                serve(url, data_dir, workers=0 if args.no_writer else 1) as base_url,
+                serve(url, data_dir, 0 if args.no_writer else 1, args.api_workers) as base_url,
                 httpx.Client(base_url=base_url, timeout=60) as c,
             ):
                 live = c.post("/api/v1/runs", json=WRITER_RUN).json()["id"]
