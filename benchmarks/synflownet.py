@@ -231,11 +231,11 @@ def divergences(
 
 
 def divergence_table(report: dict[str, Any]) -> list[str]:
-    """Mean over seeds of the final metrics (per seed in brackets for modes)."""
+    """Mean over seeds of the final metrics, and the modes found after ¼, ½ and all of the run."""
     rows = [
-        "| divergence | seeds | top-100 QED | top-10 | modes | Bemis-Murcko scaffolds | top-100 diversity"
-        " | unique |",
-        "|---|---|---|---|---|---|---|---|",
+        "| divergence | seeds | top-100 QED | top-10 | modes at ¼ / ½ / 1 of the run (per seed at the end) |"
+        " Bemis-Murcko scaffolds | top-100 diversity | unique | log p(x) corr |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name in DIVERGENCES:
         runs = sorted((r for r in report["runs"] if r["member"] == name), key=lambda r: r["seed"])
@@ -245,11 +245,17 @@ def divergence_table(report: dict[str, Any]) -> list[str]:
         def mean(key: str, runs: list[dict[str, Any]] = runs) -> float:
             return sum(r["final"][key] for r in runs) / len(runs)
 
+        def at(fraction: float, key: str, runs: list[dict[str, Any]] = runs) -> float:
+            values = [r["curve"][max(0, round(len(r["curve"]) * fraction) - 1)].get(key, 0.0) for r in runs]
+            return sum(values) / len(values)
+
         modes = ", ".join(str(int(r["final"]["modes"])) for r in runs)
+        corr = at(1.0, "log_p_corr")
         rows.append(
             f"| {name} | {len(runs)} | {mean('top100_reward'):.3f} | {mean('top10_reward'):.3f} | "
-            f"{mean('modes'):.1f} ({modes}) | {mean('scaffolds'):,.0f} | {mean('top100_diversity'):.3f} | "
-            f"{mean('unique'):,.0f} |"
+            f"{at(0.25, 'modes'):.0f} / {at(0.5, 'modes'):.0f} / {mean('modes'):.0f} ({modes}) | "
+            f"{mean('scaffolds'):,.0f} | {mean('top100_diversity'):.3f} | {mean('unique'):,.0f} | "
+            f"{corr:.2f} |"
         )
     return rows
 
