@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from devsupport.postgres import free_port
+from tests.app.pages.conftest import _wait_ready
 
 
 def _spawned_children(pid: int) -> list[int]:
@@ -43,16 +44,7 @@ def test_api_processes_share_the_port_and_their_metrics(tmp_path: Path, api_work
     proc = subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
-            try:
-                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
+        _wait_ready(url, proc, log)
         # every process up (each answers /readyz once it has started)
         time.sleep(1.0)
         assert len(_spawned_children(proc.pid)) == (api_workers if api_workers > 1 else 0)
