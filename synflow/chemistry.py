@@ -202,6 +202,7 @@ class SynthesisChemistry:
         self._mols: dict[str, Chem.Mol] = _BoundedCache(max(cache_size // 4, 1024))
         self._slots: dict[str, tuple[tuple[int, int], ...]] = _BoundedCache(cache_size)
         self._products: dict[tuple[int, tuple[str, ...]], str | None] = _BoundedCache(cache_size)
+        self._slot_starts: dict[tuple[int, int], np.ndarray] = {}
         self._retro: dict[str, tuple[RetroParent, ...]] = _BoundedCache(cache_size)
         self._reachable: dict[tuple[str, int], bool] = _BoundedCache(cache_size)
         self.stats = {"matches": 0, "reactions": 0, "retro": 0}
@@ -240,6 +241,29 @@ class SynthesisChemistry:
     def partners(self, template: int, slot: int) -> np.ndarray:
         """Library blocks that fit the other slot of ``template`` (empty for unimolecular)."""
         return self._partners[(template, slot)]
+
+    def start_blocks_for(self, template: int, slot: int) -> np.ndarray:
+        """Start blocks that fit ``slot`` of ``template`` (sorted)."""
+        key = (template, slot)
+        found = self._slot_starts.get(key)
+        if found is None:
+            rows = [b for b in self.start_blocks.tolist() if key in self._block_slots[b]]
+            found = self._slot_starts[key] = np.array(rows, dtype=np.int32)
+        return found
+
+    def similar_blocks(self, block: int, candidates: np.ndarray, k: int) -> np.ndarray:
+        """The ``k`` blocks of ``candidates`` (``block`` itself left out) with the highest Tanimoto
+        similarity to ``block`` on the library's Morgan fingerprints, most similar first."""
+        others = candidates[candidates != block]
+        if others.size <= k:
+            return others
+        fps = self.library.fingerprints
+        query = fps[block]
+        common = np.bitwise_count(fps[others] & query).sum(axis=1)
+        union = np.bitwise_count(fps[others] | query).sum(axis=1)
+        similarity = common / np.maximum(union, 1)
+        best = np.argpartition(-similarity, k - 1)[:k]
+        return others[best[np.argsort(-similarity[best], kind="stable")]]
 
     def _build_screen(self) -> list[tuple[Chem.Mol, DataStructs.ExplicitBitVect, list[tuple[int, int]]]]:
         """Distinct reactant patterns (many templates share one), each with its pattern fingerprint

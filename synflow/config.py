@@ -36,6 +36,8 @@ __all__ = [
     "ConditioningConfig",
     "ConfigError",
     "EnvironmentConfig",
+    "GeneticConfig",
+    "LocalSearchConfig",
     "LossConfig",
     "MetricsConfig",
     "ModelConfig",
@@ -43,8 +45,10 @@ __all__ = [
     "RunConfig",
     "SamplingConfig",
     "ScheduleConfig",
+    "SearchConfig",
     "TrainingConfig",
     "load_run_config",
+    "merge_config",
     "parse_run_config",
     "parse_sampling_config",
 ]
@@ -150,10 +154,40 @@ class ModelConfig(_Section):
 
 
 class ReplayConfig(_Section):
-    capacity: int = Field(5000, ge=0)
+    capacity: int = Field(
+        5000, ge=0, description="molecules kept (the pool replay and genetic search draw from)"
+    )
     fraction: float = Field(0.0, ge=0, lt=1, description="share of each batch drawn from replay")
-    sampling: Literal["uniform", "reward"] = "uniform"
+    sampling: Literal["uniform", "reward", "rank"] = Field(
+        "uniform",
+        description="uniform (first in, first out); reward (∝ R, the lowest reward evicted); rank "
+        "(weight 1/(rank_k·N + rank) by reward rank, the lowest reward evicted: Genetic GFN's weighting)",
+    )
+    rank_k: float = Field(0.01, gt=0, description="k of the rank weights 1/(k·N + rank)")
     warmup: int = Field(64, ge=0, description="trajectories stored before replay is used")
+
+
+class GeneticConfig(_Section):
+    """Genetic search on routes (``synflow.genetic``): offspring of the best molecules seen, made by
+    editing their routes and replaying them through the chemistry; scored under the same budget."""
+
+    offspring: int = Field(0, ge=0, description="new molecules per training step (0: off)")
+    crossover: float = Field(0.5, ge=0, le=1, description="share of offspring made by crossover")
+    neighbours: int = Field(16, ge=1, description="most similar compatible blocks a leaf swap picks from")
+    attempts: int = Field(8, ge=1, description="tries per offspring before giving up")
+
+
+class LocalSearchConfig(_Section):
+    """Local search in the MDP (``synflow.local_search``, LS-GFN): undo the last reactions of good
+    trajectories, regrow them with the policy, keep a regrown molecule when its reward is higher."""
+
+    candidates: int = Field(0, ge=0, description="trajectories backtracked and regrown per step (0: off)")
+    backtrack: int = Field(1, ge=1, description="reactions undone before regrowing")
+
+
+class SearchConfig(_Section):
+    genetic: GeneticConfig = Field(default_factory=GeneticConfig)
+    local: LocalSearchConfig = Field(default_factory=LocalSearchConfig)
 
 
 class TrainingConfig(_Section):
@@ -173,6 +207,12 @@ class TrainingConfig(_Section):
     checkpoint_every: int = Field(500, ge=1, description="a checkpoint every N steps ...")
     checkpoint_seconds: float = Field(60.0, gt=0, description="... or every T seconds, whichever comes first")
     log_every: int = Field(10, ge=1)
+    inner_steps: int = Field(
+        1,
+        ge=1,
+        description="f-TB updates per batch of new molecules: the first on the batch (with its replay "
+        "share), the others on batches drawn from replay (off-policy)",
+    )
 
 
 class MetricsConfig(_Section):
@@ -202,6 +242,7 @@ class RunConfig(_Section):
     conditioning: ConditioningConfig = Field(default_factory=ConditioningConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     replay: ReplayConfig = Field(default_factory=ReplayConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
 
@@ -213,7 +254,7 @@ class RunConfig(_Section):
         preset = data.get("preset", "sample")
         if preset not in PRESETS:
             return data  # the field's own validation names the allowed values
-        return _merged(PRESETS[preset], data)
+        return merge_config(PRESETS[preset], data)
 
     @model_validator(mode="after")
     def _one_log_z_per_batch(self) -> RunConfig:
@@ -238,12 +279,12 @@ class SamplingConfig(_Section):
     temperature: float = Field(1.0, gt=0, description="1 samples the trained distribution")
 
 
-def _merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+def merge_config(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """``override`` on top of ``base``, recursively for sections present in both."""
     out = copy.deepcopy(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merged(out[key], value)
+            out[key] = merge_config(out[key], value)
         else:
             out[key] = value
     return out
@@ -289,4 +330,4 @@ def load_run_config(path: str | Path, overrides: dict[str, Any] | None = None) -
         data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as error:
         raise ConfigError([("(file)", f"{path}: {error}")]) from None
-    return parse_run_config(_merged(data, overrides or {}))
+    return parse_run_config(merge_config(data, overrides or {}))

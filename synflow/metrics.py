@@ -9,12 +9,17 @@ from rdkit import Chem, DataStructs
 from rdkit.Chem import rdFingerprintGenerator
 from rdkit.Chem.Scaffolds import MurckoScaffold
 
-__all__ = ["MetricsTracker", "mean_pairwise_similarity", "pmo_auc_top_k"]
+__all__ = ["MetricsTracker", "mean_pairwise_similarity", "murcko_scaffold", "pmo_auc_top_k"]
 
 
 def _fingerprint(smiles: str) -> DataStructs.ExplicitBitVect:
     generator = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048)
     return generator.GetFingerprint(Chem.MolFromSmiles(smiles))
+
+
+def murcko_scaffold(smiles: str) -> str:
+    """The Bemis–Murcko scaffold's SMILES ("" for an acyclic molecule)."""
+    return MurckoScaffold.MurckoScaffoldSmiles(mol=Chem.MolFromSmiles(smiles))
 
 
 def mean_pairwise_similarity(smiles: list[str]) -> float:
@@ -74,8 +79,7 @@ class MetricsTracker:
         if smiles in self.rewards:
             return False
         self.rewards[smiles] = reward
-        mol = Chem.MolFromSmiles(smiles)
-        self.scaffolds.add(MurckoScaffold.MurckoScaffoldSmiles(mol=mol))
+        self.scaffolds.add(murcko_scaffold(smiles))
         if reward >= self.mode_threshold:
             fp = _fingerprint(smiles)
             sims = DataStructs.BulkTanimotoSimilarity(fp, self._mode_fps) if self._mode_fps else []

@@ -1,4 +1,4 @@
-"""Replay buffer of trajectories, unique by terminal SMILES, sampled uniformly or by reward."""
+"""Replay buffer of trajectories, unique by terminal SMILES, sampled uniformly, by reward or by rank."""
 
 from __future__ import annotations
 
@@ -17,11 +17,21 @@ class ReplayBuffer:
 
     ``uniform``: first in, first out; draws uniformly. ``reward``: evicts the lowest reward and draws
     with probability proportional to the reward (plus a small floor so every entry stays drawable).
+    ``rank``: evicts the lowest reward and draws the molecule of reward rank r (0 = best) of N with
+    weight 1/(rank_k·N + r), as Genetic GFN and Tripp et al.'s rank-weighted training do: the best
+    molecules dominate whatever the scale of the reward, and the weights do not flatten as the
+    rewards of the pool converge.
     """
 
-    def __init__(self, capacity: int, sampling: Literal["uniform", "reward"] = "uniform") -> None:
+    def __init__(
+        self,
+        capacity: int,
+        sampling: Literal["uniform", "reward", "rank"] = "uniform",
+        rank_k: float = 0.01,
+    ) -> None:
         self.capacity = capacity
         self.sampling = sampling
+        self.rank_k = rank_k
         self._items: OrderedDict[str, Trajectory] = OrderedDict()
 
     def __len__(self) -> int:
@@ -42,15 +52,33 @@ class ReplayBuffer:
             worst = min(self._items, key=lambda s: self._items[s].reward)
             del self._items[worst]
 
+    def __contains__(self, smiles: object) -> bool:
+        return smiles in self._items
+
+    def probabilities(self) -> tuple[list[Trajectory], np.ndarray]:
+        """The stored trajectories (insertion order) and the probability of drawing each."""
+        items = list(self._items.values())
+        if not items:
+            return items, np.zeros(0)
+        if self.sampling == "uniform":
+            weights = np.ones(len(items))
+        elif self.sampling == "reward":
+            weights = np.array([t.reward for t in items]) + 1e-3
+        else:
+            order = np.argsort(-np.array([t.reward for t in items]), kind="stable")
+            ranks = np.empty(len(items))
+            ranks[order] = np.arange(len(items))
+            weights = 1.0 / (self.rank_k * len(items) + ranks)
+        return items, weights / weights.sum()
+
     def sample(self, n: int, rng: np.random.Generator) -> list[Trajectory]:
         if n <= 0 or not self._items:
             return []
-        items = list(self._items.values())
+        items, p = self.probabilities()
         if self.sampling == "uniform":
             idx = rng.integers(len(items), size=n)
         else:
-            weights = np.array([t.reward for t in items]) + 1e-3
-            idx = rng.choice(len(items), size=n, p=weights / weights.sum())
+            idx = rng.choice(len(items), size=n, p=p)
         return [items[i] for i in idx]
 
     def state_dict(self) -> dict:

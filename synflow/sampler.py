@@ -62,7 +62,32 @@ class TrajectorySampler:
     def sample(
         self, model: SynthesisPolicy, betas: list[float], settings: SamplerSettings
     ) -> list[Trajectory]:
-        walks = [_Walk(beta=b, steps=[], route=[]) for b in betas]
+        return self._walk(model, [_Walk(beta=b, steps=[], route=[]) for b in betas], settings)
+
+    @torch.no_grad()
+    def regrow(
+        self, model: SynthesisPolicy, prefixes: list[tuple[Trajectory, int]], settings: SamplerSettings
+    ) -> list[Trajectory]:
+        """Trajectories that keep the first ``n`` actions of each given valid trajectory (its start
+        and n − 1 reactions, n ≥ 1) and continue from there with the policy (at the trajectory's β)."""
+        walks = []
+        for traj, n in prefixes:
+            if not traj.valid or not 1 <= n < len(traj.steps):
+                raise ValueError(f"cannot keep {n} actions of a trajectory with {len(traj.steps) - 1}")
+            walks.append(
+                _Walk(
+                    beta=traj.beta,
+                    state=traj.steps[n].state,
+                    start_block=traj.steps[0].action.block,
+                    steps=list(traj.steps[:n]),
+                    route=list(traj.route[:n]),
+                )
+            )
+        return self._walk(model, walks, settings)
+
+    def _walk(
+        self, model: SynthesisPolicy, walks: list[_Walk], settings: SamplerSettings
+    ) -> list[Trajectory]:
         while True:
             active = [w for w in walks if not w.done]
             if not active:

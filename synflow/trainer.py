@@ -33,6 +33,7 @@ from synflow.checkpoint import CHECKPOINT_NAME, read_checkpoint, write_checkpoin
 from synflow.chemistry import SynthesisChemistry
 from synflow.config import EnvironmentConfig, RunConfig, SamplingConfig, parse_run_config
 from synflow.env import SynthesisEnv
+from synflow.genetic import RouteGenetics
 from synflow.losses import Divergence, ftb_loss
 from synflow.metrics import MetricsTracker
 from synflow.objective import backward_log_probs, forward_log_probs
@@ -104,7 +105,10 @@ class Trainer:
         )
         self.runner = PolicyRunner(MolFeaturizer(), self.block_features, self.device)
         self.sampler = TrajectorySampler(self.env, self.runner, self.rng)
-        self.replay = ReplayBuffer(config.replay.capacity, config.replay.sampling)
+        self.replay = ReplayBuffer(config.replay.capacity, config.replay.sampling, config.replay.rank_k)
+        self.genetics = RouteGenetics(
+            self.env, config.search.genetic, self.rng, config.environment.blocks_per_template
+        )
         self.metrics = MetricsTracker(config.metrics.mode_threshold, config.metrics.mode_similarity)
         self.step = 0
         self.timers = {"chemistry": 0.0, "network": 0.0, "reward": 0.0}
@@ -230,19 +234,29 @@ class Trainer:
     # -- training ----------------------------------------------------------------------------
     def train_step(self) -> dict[str, float]:
         """Sample, score and train on one batch. Molecules the budget left unscored are neither
-        recorded nor trained on (the last batch of a budgeted run may be partial)."""
+        recorded nor trained on (the last batch of a budgeted run may be partial).
+
+        With search on, genetic offspring of the replay pool (``search.genetic``) and regrown
+        trajectories (``search.local``) are scored after the batch, under the same budget, and enter
+        replay; ``training.inner_steps − 1`` further updates then train on replay draws."""
         cfg = self.config
         b = cfg.training.batch_size
         use_replay = len(self.replay) >= max(1, cfg.replay.warmup) and cfg.replay.fraction > 0
         n_replay = round(cfg.replay.fraction * b) if use_replay else 0
         drawn = self.sample(b - n_replay, cfg.training.temperature, exploration_at(cfg.training, self.step))
         online = [t for t in drawn if t.scored]
-        new, samples = self._record(online, self.step)
+        searched, accepted, search_info = self._search(online)
+        new, samples = self._record(online + searched, self.step)
         replayed = self.replay.sample(n_replay, self.rng)
-        self.replay.add(online)
+        self.replay.add(online + accepted)
         batch = online + replayed
         info = self.optimise(batch) if batch else {}
+        for _ in range(cfg.training.inner_steps - 1):
+            extra = self.replay.sample(cfg.training.batch_size, self.rng)
+            if extra:
+                info = self.optimise(extra, schedule=False)
         self._last_online = online
+        info.update(search_info)
         info["unscored"] = float(len(drawn) - len(online))
         info["unverified_products"] = float(sum(self.env.unverified.values()))
         info["oracle_calls"] = float(self.reward.oracle_calls)
@@ -250,7 +264,84 @@ class Trainer:
         self._report(new, samples)
         return info
 
-    def optimise(self, batch: list[Trajectory]) -> dict[str, float]:
+    def _search(
+        self, online: list[Trajectory]
+    ) -> tuple[list[Trajectory], list[Trajectory], dict[str, float]]:
+        """Genetic offspring and local-search trajectories of this step, scored: (every scored one,
+        the ones that enter replay, figures). Off (no draws, no calls) unless ``search`` asks."""
+        search = self.config.search
+        if not search.genetic.offspring and not search.local.candidates:
+            return [], [], {}
+        known = set(self.metrics.rewards)
+        known.update(t.smiles for t in online if t.smiles is not None)
+        pool, weights = self.replay.probabilities()
+        if not pool:
+            pool = [t for t in online if t.valid]
+            weights = np.ones(len(pool))
+        scored: list[Trajectory] = []
+        accepted: list[Trajectory] = []
+        info: dict[str, float] = {}
+        if search.genetic.offspring and pool and not self.reward.exhausted:
+            t0 = time.perf_counter()
+            betas = sample_betas(self.beta_range, search.genetic.offspring, self.rng)
+            children = self.genetics.offspring(
+                pool, weights, search.genetic.offspring, betas, known.__contains__
+            )
+            self.timers["chemistry"] += time.perf_counter() - t0
+            self.score(children)
+            children = [t for t in children if t.scored]
+            known.update(t.smiles for t in children if t.smiles is not None)
+            scored += children
+            accepted += children
+            info["offspring"] = float(len(children))
+            if children:
+                info["offspring_reward"] = float(np.mean([t.reward for t in children]))
+        if search.local.candidates and pool and not self.reward.exhausted:
+            regrown, kept = self._local_search(pool, weights, known)
+            scored += regrown
+            accepted += kept
+            info["local_search"] = float(len(regrown))
+            info["local_search_accepted"] = float(len(kept))
+        return scored, accepted, info
+
+    def _local_search(
+        self, pool: list[Trajectory], weights: np.ndarray, known: set[str]
+    ) -> tuple[list[Trajectory], list[Trajectory]]:
+        """LS-GFN's move: undo the last ``search.local.backtrack`` reactions of trajectories drawn
+        from ``pool`` (back to the start block at most) and regrow them with the sampling policy;
+        a regrown molecule is kept for training when its reward beats its parent's. Returns (every
+        new scored molecule's trajectory, the kept ones)."""
+        cfg = self.config
+        n = cfg.search.local.candidates
+        parents = [pool[i] for i in self.rng.choice(len(pool), size=n, p=weights / weights.sum())]
+        prefixes = []
+        for parent in parents:
+            actions = len(parent.steps) - 1
+            prefixes.append((parent, max(1, actions - cfg.search.local.backtrack)))
+        settings = SamplerSettings(
+            cfg.environment.blocks_per_template,
+            cfg.training.temperature,
+            exploration_at(cfg.training, self.step),
+        )
+        self.sampling_model.eval()
+        before = dict(self.sampler.timers)
+        regrown = self.sampler.regrow(self.sampling_model, prefixes, settings)
+        for k in ("chemistry", "network"):
+            self.timers[k] += self.sampler.timers[k] - before[k]
+        fresh: list[Trajectory] = []
+        owners: list[Trajectory] = []
+        for parent, child in zip(parents, regrown, strict=True):
+            if child.valid and child.smiles is not None and child.smiles not in known:
+                known.add(child.smiles)
+                fresh.append(child)
+                owners.append(parent)
+        self.score(fresh)
+        pairs = [(c, p) for c, p in zip(fresh, owners, strict=True) if c.scored]
+        return [c for c, _ in pairs], [c for c, p in pairs if c.reward > p.reward]
+
+    def optimise(self, batch: list[Trajectory], schedule: bool = True) -> dict[str, float]:
+        """One gradient step on ``batch``; ``schedule`` advances the learning-rate schedule (once per
+        training step: the extra inner updates of a step leave it where it is)."""
         t0 = time.perf_counter()
         self.model.train()
         loss, info = self.loss(batch)
@@ -261,7 +352,8 @@ class Trainer:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.training.grad_clip)
             )
         self.optimizer.step()
-        self.scheduler.step()
+        if schedule:
+            self.scheduler.step()
         self._update_ema()
         self.trajectories_trained += len(batch)
         self.timers["network"] += time.perf_counter() - t0
