@@ -170,6 +170,51 @@ VALSARTAN_SMARTS = "CN(C=O)Cc1ccc(c2ccccc2)cc1"
 HOP_PHARMACOPHORE = "CCCOc1cc2ncnc(Nc3ccc4ncsc4c3)c2cc1S(=O)(=O)C(C)(C)C"
 HOP_SCAFFOLD = "[#7]-c1n[c;h1]nc2[c;h1]c(-[#8])[c;h0][c;h1]c12"
 
+# Every molecule an oracle compares candidates with by fingerprint similarity, and the tasks that
+# do. A building-block library made from PMO's screening set (ZINC250k) keeps these and their close
+# analogues out (scripts/make_default_library.py --exclude-targets; reactions.similarity); the
+# library benchmark measures how close a library's blocks come to them. sitagliptin_mpo's target
+# and valsartan_smarts' property reference are one molecule written two ways (the latter uses only
+# its logP, TPSA and Bertz index); VALSARTAN_SMARTS and HOP_SCAFFOLD are substructure queries.
+PMO_TARGETS: Mapping[str, str] = MappingProxyType({
+    "albuterol": ALBUTEROL,
+    "mestranol": MESTRANOL,
+    "celecoxib": CELECOXIB,
+    "troglitazone": TROGLITAZONE,
+    "thiothixene": THIOTHIXENE,
+    "amlodipine": AMLODIPINE,
+    "fexofenadine": FEXOFENADINE,
+    "osimertinib": OSIMERTINIB,
+    "perindopril": PERINDOPRIL,
+    "ranolazine": RANOLAZINE,
+    "sitagliptin": SITAGLIPTIN,
+    "zaleplon": ZALEPLON,
+    "camphor": CAMPHOR,
+    "menthol": MENTHOL,
+    "tadalafil": TADALAFIL,
+    "sildenafil": SILDENAFIL,
+    "hop_pharmacophore": HOP_PHARMACOPHORE,
+})
+PMO_TARGET_TASKS: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "albuterol": ("albuterol_similarity",),
+    "mestranol": ("mestranol_similarity",),
+    "celecoxib": ("celecoxib_rediscovery",),
+    "troglitazone": ("troglitazone_rediscovery",),
+    "thiothixene": ("thiothixene_rediscovery",),
+    "amlodipine": ("amlodipine_mpo",),
+    "fexofenadine": ("fexofenadine_mpo",),
+    "osimertinib": ("osimertinib_mpo",),
+    "perindopril": ("perindopril_mpo",),
+    "ranolazine": ("ranolazine_mpo",),
+    "sitagliptin": ("sitagliptin_mpo", "valsartan_smarts"),
+    "zaleplon": ("zaleplon_mpo",),
+    "camphor": ("median1",),
+    "menthol": ("median1",),
+    "tadalafil": ("median2",),
+    "sildenafil": ("median2",),
+    "hop_pharmacophore": ("deco_hop", "scaffold_hop"),
+})
+
 
 class FunctionOracle(MolScorer):
     """An oracle given as a function of one molecule."""
