@@ -2,10 +2,15 @@
 (unique canonical SMILES), AUC of the mean top-10 logged every 100 calls, several seeds.
 
     python benchmarks/pmo.py [--tasks qed median1 ...] [--seeds 0 1 2 3 4] [--budget 10000] [--out F]
+    python benchmarks/pmo.py --ablation no_genetic --seeds 0 1 2 --out G   # one mechanism off, 6 tasks
+    python benchmarks/pmo.py --dev --config '{"training": {"lr": 5e-4}}' --out D   # development tasks
     python benchmarks/pmo.py --out F --merge G [H ...]   # fold result files together, print the table
 
-Prints mean ± std per task, the sum, and the published sums for comparison
-(../shared/data/benchmarks/pmo_auc_top10.csv). Every molecule carries a synthesis route.
+Runs the `optimise` preset (``--config`` merges changes on top of it). Prints mean ± std per task, the
+top-100 diversity and scaffolds, the sum, and the published figures beside them: the re-runs with
+current TDC scoring (../shared/data/benchmarks/pmo_auc_top10_reruns.csv: SynGBO, SynGA, SynNet, Genetic
+GFN) and PMO's own table (pmo_auc_top10.csv: REINVENT, GFlowNet). Every molecule carries a synthesis
+route. ``--out`` resumes: runs already in the file are skipped.
 """
 
 from __future__ import annotations
