@@ -25,6 +25,7 @@ from rdkit.Chem import rdChemReactions
 
 from reactions.index import CompatibilityIndex
 from reactions.library import BuildingBlockLibrary
+from reactions.similarity import packed_tanimoto
 from reactions.templates import ReactionTemplate
 
 __all__ = ["RetroParent", "SynthesisChemistry"]
@@ -258,10 +259,7 @@ class SynthesisChemistry:
         if others.size <= k:
             return others
         fps = self.library.fingerprints
-        query = fps[block]
-        common = np.bitwise_count(fps[others] & query).sum(axis=1)
-        union = np.bitwise_count(fps[others] | query).sum(axis=1)
-        similarity = common / np.maximum(union, 1)
+        similarity = packed_tanimoto(fps[others], fps[block])
         best = np.argpartition(-similarity, k - 1)[:k]
         return others[best[np.argsort(-similarity[best], kind="stable")]]
 

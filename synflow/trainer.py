@@ -15,7 +15,7 @@ import copy
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -272,8 +272,11 @@ class Trainer:
         search = self.config.search
         if not search.genetic.offspring and not search.local.candidates:
             return [], [], {}
-        known = set(self.metrics.rewards)
-        known.update(t.smiles for t in online if t.smiles is not None)
+        seen = self.metrics.rewards  # every molecule scored so far (the batch's are recorded after)
+        fresh = {t.smiles for t in online if t.smiles is not None}
+
+        def known(smiles: str) -> bool:
+            return smiles in seen or smiles in fresh
         pool, weights = self.replay.probabilities()
         if not pool:
             pool = [t for t in online if t.valid]
@@ -284,20 +287,18 @@ class Trainer:
         if search.genetic.offspring and pool and not self.reward.exhausted:
             t0 = time.perf_counter()
             betas = sample_betas(self.beta_range, search.genetic.offspring, self.rng)
-            children = self.genetics.offspring(
-                pool, weights, search.genetic.offspring, betas, known.__contains__
-            )
+            children = self.genetics.offspring(pool, weights, search.genetic.offspring, betas, known)
             self.timers["chemistry"] += time.perf_counter() - t0
             self.score(children)
             children = [t for t in children if t.scored]
-            known.update(t.smiles for t in children if t.smiles is not None)
+            fresh.update(t.smiles for t in children if t.smiles is not None)
             scored += children
             accepted += children
             info["offspring"] = float(len(children))
             if children:
                 info["offspring_reward"] = float(np.mean([t.reward for t in children]))
         if search.local.candidates and pool and not self.reward.exhausted:
-            regrown, kept = self._local_search(pool, weights, known)
+            regrown, kept = self._local_search(pool, weights, known, fresh)
             scored += regrown
             accepted += kept
             info["local_search"] = float(len(regrown))
@@ -305,12 +306,17 @@ class Trainer:
         return scored, accepted, info
 
     def _local_search(
-        self, pool: list[Trajectory], weights: np.ndarray, known: set[str]
+        self,
+        pool: list[Trajectory],
+        weights: np.ndarray,
+        known: Callable[[str], bool],
+        taken: set[str],
     ) -> tuple[list[Trajectory], list[Trajectory]]:
         """LS-GFN's move: undo the last ``search.local.backtrack`` reactions of trajectories drawn
         from ``pool`` (back to the start block at most) and regrow them with the sampling policy;
-        a regrown molecule is kept for training when its reward beats its parent's. Returns (every
-        new scored molecule's trajectory, the kept ones)."""
+        a regrown molecule is kept for training when its reward beats its parent's. ``known`` says
+        whether a molecule was already scored; new ones are added to ``taken`` (this step's). Returns
+        (every new scored molecule's trajectory, the kept ones)."""
         cfg = self.config
         n = cfg.search.local.candidates
         parents = [pool[i] for i in self.rng.choice(len(pool), size=n, p=weights / weights.sum())]
@@ -331,8 +337,8 @@ class Trainer:
         fresh: list[Trajectory] = []
         owners: list[Trajectory] = []
         for parent, child in zip(parents, regrown, strict=True):
-            if child.valid and child.smiles is not None and child.smiles not in known:
-                known.add(child.smiles)
+            if child.valid and child.smiles is not None and not known(child.smiles):
+                taken.add(child.smiles)
                 fresh.append(child)
                 owners.append(parent)
         self.score(fresh)

@@ -240,7 +240,7 @@ def test_local_search_keeps_the_prefix_and_trains_only_on_improvements(chemistry
         assert child.steps[:2] == parent.steps[:2]
         assert child.route[:2] == parent.route[:2]
     weights = np.ones(len(pool))
-    scored, kept = trainer._local_search(pool, weights, set())
+    scored, kept = trainer._local_search(pool, weights, lambda smiles: False, set())
     by_smiles = {t.smiles: t for t in scored}
     assert all(t.smiles in by_smiles for t in kept)
     assert len({t.smiles for t in scored}) == len(scored)
