@@ -151,6 +151,10 @@ def service(tmp_path: Path) -> Iterator[tuple[httpx.Client, dict[str, str]]]:
         log.close()
 
 
+def _log_tail(tmp_path: Path) -> str:
+    return (tmp_path / "service.log").read_text()[-3000:]
+
+
 def test_the_readme_run_finishes_within_a_minute_and_every_service_command_works(
     service: tuple[httpx.Client, dict[str, str]], tmp_path: Path
 ) -> None:
@@ -159,7 +163,12 @@ def test_the_readme_run_finishes_within_a_minute_and_every_service_command_works
     created = client.post("/api/v1/runs", json=_readme_run_body())
     assert created.status_code == 201, created.text
     run_id = created.json()["id"]
-    while (run := client.get(f"/api/v1/runs/{run_id}").json())["status"] in ("queued", "running"):
+    while True:
+        polled = client.get(f"/api/v1/runs/{run_id}")
+        assert polled.status_code == 200, (polled.status_code, polled.text, _log_tail(tmp_path))
+        run = polled.json()
+        if run["status"] not in ("queued", "running"):
+            break
         assert time.monotonic() - started < 60, f"the README's run took over a minute: {run['progress']}"
         time.sleep(0.5)
     assert run["status"] == "succeeded", run

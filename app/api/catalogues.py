@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.api.deps import get_session, get_settings
+from app.api.deps import SESSION, get_settings
 from app.api.errors import ApiError
 from app.api.schemas import LibraryOut, LibraryUploadOut, RejectedRow
 from app.chem.parsing import DEFAULT_LIMITS, ChemLimits, ChemQueryError, check_smarts, check_smiles
@@ -90,12 +90,12 @@ def _list(request: Request, session: Session, kind: str) -> list[LibraryOut]:
 
 
 @router.get("/libraries", response_model=list[LibraryOut])
-def list_libraries(request: Request, session: Session = Depends(get_session)) -> list[LibraryOut]:
+def list_libraries(request: Request, session: Session = SESSION) -> list[LibraryOut]:
     return _list(request, session, BUILDING_BLOCKS)
 
 
 @router.get("/template-sets", response_model=list[LibraryOut])
-def list_template_sets(request: Request, session: Session = Depends(get_session)) -> list[LibraryOut]:
+def list_template_sets(request: Request, session: Session = SESSION) -> list[LibraryOut]:
     return _list(request, session, TEMPLATES)
 
 
@@ -229,7 +229,7 @@ async def _upload(
 async def upload_library(
     name: str = Form(..., min_length=1, max_length=200),
     file: UploadFile = File(...),
-    session: Session = Depends(get_session),
+    session: Session = SESSION,
     settings: Settings = Depends(get_settings),
 ) -> LibraryUploadOut:
     """Upload a building-block file; the answer lists every rejected row with its reason. Use the
@@ -241,7 +241,7 @@ async def upload_library(
 async def upload_template_set(
     name: str = Form(..., min_length=1, max_length=200),
     file: UploadFile = File(...),
-    session: Session = Depends(get_session),
+    session: Session = SESSION,
     settings: Settings = Depends(get_settings),
 ) -> LibraryUploadOut:
     """Upload a template file (one reaction SMARTS per line, optional name); use ``path`` as

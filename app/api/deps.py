@@ -23,14 +23,23 @@ def get_settings(request: Request) -> Settings:
 
 
 def get_session(db: Database = Depends(get_db)) -> Iterator[Session]:
+    """A session per request. Depend on it with ``scope="function"``: the commit then runs when the
+    endpoint returns, before the response is sent. With FastAPI's default (``"request"``) it ran
+    after the body went out, so a client could read a 404 for the run its 201 had just created, and
+    a failed commit lost a run already acknowledged. Streaming endpoints read in their own sessions."""
     with db.session() as session:
         yield session
+
+
+# Every endpoint and dependency uses this one marker: FastAPI caches a dependency per scope, so a
+# mixed scope would give a request two sessions (two pooled connections).
+SESSION = Depends(get_session, scope="function")
 
 
 def require_token(
     request: Request,
     settings: Settings = Depends(get_settings),
-    session: Session = Depends(get_session),
+    session: Session = SESSION,
 ) -> None:
     # The request's own session (FastAPI caches the dependency), so a request holds one pooled
     # connection, not two: under load two per request exhausted the pool.

@@ -9,7 +9,7 @@ from fastapi import Path as FastApiPath
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
-from app.api.deps import get_db, get_session
+from app.api.deps import SESSION, get_db
 from app.api.errors import ApiError, chem_field_error
 from app.api.runs import get_run
 from app.api.schemas import MoleculeOut, MoleculePageOut
@@ -84,7 +84,7 @@ def run_molecules(
     smarts: str | None = Query(None, description="substructure filter"),
     similar_to: str | None = Query(None, description="query SMILES for Tanimoto similarity"),
     min_similarity: float = Query(0.5, ge=0, le=1),
-    session: Session = Depends(get_session),
+    session: Session = SESSION,
 ) -> MoleculePageOut:
     get_run(session, run_id)
     _check_cursor(cursor)
@@ -115,7 +115,7 @@ def _get_molecule(session: Session, molecule_id: int) -> Molecule:
 
 
 @router.get("/molecules/{molecule_id}", response_model=MoleculeOut)
-def molecule_detail(molecule_id: MoleculeId, session: Session = Depends(get_session)) -> MoleculeOut:
+def molecule_detail(molecule_id: MoleculeId, session: Session = SESSION) -> MoleculeOut:
     return molecule_out(_get_molecule(session, molecule_id))
 
 
@@ -125,7 +125,7 @@ def molecule_svg(
     request: Request,
     width: int = Query(300, ge=50, le=2000),
     height: int = Query(300, ge=50, le=2000),
-    session: Session = Depends(get_session),
+    session: Session = SESSION,
 ) -> Response:
     smiles = _get_molecule(session, molecule_id).smiles
     try:
@@ -139,7 +139,7 @@ def molecule_svg(
 def export_run(
     run_id: str,
     format: ExportFormat = Query("csv"),
-    session: Session = Depends(get_session),
+    session: Session = SESSION,
     db: Database = Depends(get_db),
 ) -> StreamingResponse:
     get_run(session, run_id)

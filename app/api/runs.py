@@ -14,7 +14,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.api.deps import event_scope, get_db, get_session, get_settings
+from app.api.deps import SESSION, event_scope, get_db, get_settings
 from app.api.errors import ApiError
 from app.api.schemas import EventToken, MetricPoint, MetricsOut, Progress, RunOut, RunPage
 from app.core.auth import issue_scoped_token, signing_key
@@ -81,7 +81,7 @@ def run_out(run: Run, session: Session | None = None, detail: bool = False) -> R
 @router.post("", status_code=201, response_model=RunOut)
 def create_run(
     config: RunConfig,
-    session: Session = Depends(get_session),
+    session: Session = SESSION,
     settings: Settings = Depends(get_settings),
 ) -> RunOut:
     """Queue a training run. The body is a RunConfig (validated once, here); every file it names must
@@ -103,19 +103,19 @@ def runs_index(
     status: RunStatus | None = None,
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = None,
-    session: Session = Depends(get_session),
+    session: Session = SESSION,
 ) -> RunPage:
     runs, next_cursor = list_runs(session, status, limit, cursor)
     return RunPage(items=[run_out(r) for r in runs], next_cursor=next_cursor)
 
 
 @router.get("/{run_id}", response_model=RunOut)
-def run_detail(run_id: str, session: Session = Depends(get_session)) -> RunOut:
+def run_detail(run_id: str, session: Session = SESSION) -> RunOut:
     return run_out(get_run(session, run_id), session, detail=True)
 
 
 @router.post("/{run_id}/cancel", status_code=202, response_model=RunOut)
-def cancel_run(run_id: str, session: Session = Depends(get_session)) -> RunOut:
+def cancel_run(run_id: str, session: Session = SESSION) -> RunOut:
     run = get_run(session, run_id)
     changed = cancel(session, run_id)
     session.refresh(run)
@@ -129,9 +129,7 @@ def _check_code(config: RunConfig, settings: Settings) -> None:
 
 
 @router.post("/{run_id}/resume", status_code=202, response_model=RunOut)
-def resume_run(
-    run_id: str, session: Session = Depends(get_session), settings: Settings = Depends(get_settings)
-) -> RunOut:
+def resume_run(run_id: str, session: Session = SESSION, settings: Settings = Depends(get_settings)) -> RunOut:
     """Requeue a failed or cancelled run; its reward code is checked against today's allowlist."""
     run = get_run(session, run_id)
     if run.kind == "train":
@@ -146,7 +144,7 @@ def resume_run(
 
 @router.delete("/{run_id}", status_code=204)
 def delete_run(
-    run_id: str, session: Session = Depends(get_session), settings: Settings = Depends(get_settings)
+    run_id: str, session: Session = SESSION, settings: Settings = Depends(get_settings)
 ) -> Response:
     run = get_run(session, run_id)
     if run.status == RunStatus.RUNNING:
@@ -162,7 +160,7 @@ def run_metrics(
     run_id: str,
     name: list[str] = Query(default_factory=list, description="metric names; all when omitted"),
     max_points: int | None = Query(None, ge=2, le=100_000, description="downsample each series"),
-    session: Session = Depends(get_session),
+    session: Session = SESSION,
 ) -> MetricsOut:
     get_run(session, run_id)
     series = metric_history(session, run_id, name, max_points)
@@ -176,7 +174,7 @@ def run_metrics(
 def sample_from_run(
     run_id: str,
     body: SamplingConfig = Body(default_factory=SamplingConfig),
-    session: Session = Depends(get_session),
+    session: Session = SESSION,
     settings: Settings = Depends(get_settings),
 ) -> RunOut:
     """Queue a sampling job: ``count`` molecules drawn from the run's final checkpoint (and scored by
@@ -214,7 +212,7 @@ def _snapshot(db: Database, run_id: str) -> dict[str, Any] | None:
 
 @router.post("/{run_id}/events-token", response_model=EventToken)
 def events_token(
-    run_id: str, session: Session = Depends(get_session), settings: Settings = Depends(get_settings)
+    run_id: str, session: Session = SESSION, settings: Settings = Depends(get_settings)
 ) -> EventToken:
     """A short-lived token that opens this run's event stream (and nothing else) from a browser."""
     get_run(session, run_id)

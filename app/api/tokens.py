@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body
 from fastapi import Path as FastApiPath
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from app.api.deps import get_session
+from app.api.deps import SESSION
 from app.api.errors import ApiError
 from app.core.auth import issue_token, list_tokens, revoke_token
 from app.core.models import ApiToken
@@ -49,13 +49,13 @@ def token_out(row: ApiToken) -> TokenOut:
 
 
 @router.get("", response_model=list[TokenOut])
-def tokens_index(session: Session = Depends(get_session)) -> list[TokenOut]:
+def tokens_index(session: Session = SESSION) -> list[TokenOut]:
     return [token_out(row) for row in list_tokens(session)]
 
 
 @router.post("", status_code=201, response_model=TokenCreated)
 def tokens_create(
-    body: TokenCreate = Body(default_factory=TokenCreate), session: Session = Depends(get_session)
+    body: TokenCreate = Body(default_factory=TokenCreate), session: Session = SESSION
 ) -> TokenCreated:
     if "\x00" in body.name:
         raise ApiError(422, "name: must not contain NUL characters", "name")
@@ -65,7 +65,7 @@ def tokens_create(
 
 @router.post("/{token_id}/revoke", response_model=TokenOut)
 def tokens_revoke(
-    token_id: Annotated[int, FastApiPath(ge=1, le=2**31 - 1)], session: Session = Depends(get_session)
+    token_id: Annotated[int, FastApiPath(ge=1, le=2**31 - 1)], session: Session = SESSION
 ) -> TokenOut:
     row = revoke_token(session, str(token_id))
     if row is None:

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
-from app.api.deps import get_session, require_token
+from app.api.deps import SESSION, require_token
 from app.chem.parsing import ChemQueryError
 from app.core.models import Molecule, Run
 from app.pages.selection import SELECTION_MEDIA_TYPES, SelectionFormat, parse_ids, selection_stream
@@ -55,21 +55,20 @@ def pages_router() -> APIRouter:
         return page(request, "new_run.html", title="New run", divergences=_divergences())
 
     @router.get("/runs/{run_id}", response_class=HTMLResponse)
-    def run_page(request: Request, run_id: str, session: Session = Depends(get_session)) -> HTMLResponse:
+    def run_page(request: Request, run_id: str, session: Session = SESSION) -> HTMLResponse:
         run = session.get(Run, run_id)
         if run is None:
             return not_found(request, f"There is no run {run_id!r}.")
         return page(request, "run.html", title=f"Run {run.name}", run_id=run.id, run_name=run.name)
 
     @router.get("/runs/{run_id}/molecules", response_class=HTMLResponse)
-    def molecules_page(
-        request: Request, run_id: str, session: Session = Depends(get_session)
-    ) -> HTMLResponse:
+    def molecules_page(request: Request, run_id: str, session: Session = SESSION) -> HTMLResponse:
         run = session.get(Run, run_id)
         if run is None:
             return not_found(request, f"There is no run {run_id!r}.")
-        return page(request, "molecules.html", title=f"Molecules of {run.name}", run_id=run.id,
-                    run_name=run.name)
+        return page(
+            request, "molecules.html", title=f"Molecules of {run.name}", run_id=run.id, run_name=run.name
+        )
 
     # The selection export returns run data, so it needs a token like the REST API once auth is on.
     @router.post("/runs/{run_id}/molecules/export", dependencies=[Depends(require_token)])
@@ -77,7 +76,7 @@ def pages_router() -> APIRouter:
         run_id: str,
         ids: str = Form(..., description="comma-separated molecule ids"),
         format: SelectionFormat = Form("csv"),
-        session: Session = Depends(get_session),
+        session: Session = SESSION,
     ) -> Response:
         if session.get(Run, run_id) is None:
             return Response(f"no run {run_id!r}", status_code=404, media_type="text/plain")
@@ -90,14 +89,13 @@ def pages_router() -> APIRouter:
         return StreamingResponse(body, media_type=SELECTION_MEDIA_TYPES[format], headers=headers)
 
     @router.get("/molecules/{molecule_id}", response_class=HTMLResponse)
-    def molecule_page(
-        request: Request, molecule_id: int, session: Session = Depends(get_session)
-    ) -> HTMLResponse:
+    def molecule_page(request: Request, molecule_id: int, session: Session = SESSION) -> HTMLResponse:
         mol = session.get(Molecule, molecule_id)
         if mol is None:
             return not_found(request, f"There is no molecule {molecule_id}.")
-        return page(request, "molecule.html", title=f"Molecule {mol.id}", molecule_id=mol.id,
-                    run_id=mol.run_id)
+        return page(
+            request, "molecule.html", title=f"Molecule {mol.id}", molecule_id=mol.id, run_id=mol.run_id
+        )
 
     @router.get("/pages/depict.svg")
     def depict(

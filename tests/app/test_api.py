@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from app.core.auth import create_token
 from app.core.db import Database
@@ -251,3 +252,27 @@ def test_bearer_tokens(client: TestClient, db: Database) -> None:
     assert client.get("/api/v1/runs", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     assert client.get("/healthz").status_code == 200 and client.get("/readyz").status_code == 200
     assert client.get("/metrics").status_code == 401
+
+
+def test_a_write_is_committed_before_its_response_is_sent(settings: Settings, db: Database) -> None:
+    """A client that reads right after a 201 or 202 (perhaps from another API process) sees what it
+    wrote: each request's session commits when the endpoint returns, not after the response is
+    sent (FastAPI's default for a dependency with ``yield``), which also means a commit that
+    fails is answered with an error, never with a 201 for a run that was rolled back."""
+    app = create_app(settings, db)
+    seen: list[tuple[str, str | None]] = []
+
+    async def probe(scope: dict, receive: object, send: object) -> None:
+        async def send_after_looking(message: dict) -> None:
+            if message["type"] == "http.response.start" and scope["method"] == "POST":
+                with db.session() as session:  # another connection: sees committed rows only
+                    run = session.scalars(select(Run)).first()
+                    seen.append((scope["path"], run.status if run else None))
+            await send(message)  # type: ignore[operator]
+
+        await app(scope, receive, send_after_looking)
+
+    with TestClient(probe) as client:  # type: ignore[arg-type]
+        run_id = client.post("/api/v1/runs", json=QED_RUN).json()["id"]
+        assert client.post(f"/api/v1/runs/{run_id}/cancel").status_code == 202
+    assert seen == [("/api/v1/runs", "queued"), (f"/api/v1/runs/{run_id}/cancel", "cancelled")]
