@@ -84,7 +84,10 @@ def _read_smi(handle: io.TextIOBase | TextIO, stem: str) -> Iterator[RawRecord]:
 
 def _read_csv(handle: io.TextIOBase, stem: str) -> Iterator[RawRecord]:
     header_line = handle.readline()
-    dialect = csv.Sniffer().sniff(header_line, delimiters=",\t;")
+    try:
+        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(header_line, delimiters=",\t;")
+    except csv.Error:  # one column (ZINC250k's ``SMILES``): nothing to sniff, any delimiter reads it
+        dialect = csv.excel
     header = [h.strip().lower() for h in next(csv.reader([header_line], dialect))]
     smiles_col = next((header.index(c) for c in SMILES_COLUMNS if c in header), None)
     if smiles_col is None:

@@ -95,13 +95,8 @@ def sample_records(smiles: list[str], n: int, seed: int) -> list[RawRecord]:
 def zinc250k_records(path: Path, n: int | None, seed: int) -> list[RawRecord]:
     """ZINC250k (mol_opt's zinc.txt re-packed as a one-column CSV) as records `ZINC250k-<row>`, row
     being the 1-based molecule number in that file; all of it, or a seeded sample of `n` rows."""
-    # read directly: a one-column CSV has no delimiter for reactions.readers' csv.Sniffer to find
-    with gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open() as handle:
-        lines = handle.read().splitlines()
-    if lines[0].strip() != "SMILES":
-        raise ValueError(f"unexpected header in {path}: {lines[0]!r}")
-    records = [RawRecord(row=row, line=row + 1, id=f"ZINC250k-{row}", smiles=line.strip())
-               for row, line in enumerate(lines[1:], start=1) if line.strip()]
+    records = [RawRecord(row=r.row, line=r.line, id=f"ZINC250k-{r.row}", smiles=r.smiles)
+               for r in read_records(path) if r.smiles]
     if n is None or n >= len(records):
         return records
     rows = sorted(random.Random(seed).sample(range(len(records)), n))

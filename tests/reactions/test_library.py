@@ -63,6 +63,15 @@ def test_csv_with_header_and_ids(tmp_path: Path) -> None:
     _check_mixed(load_building_blocks(path))
 
 
+def test_csv_with_only_a_smiles_column(tmp_path: Path) -> None:
+    path = tmp_path / "blocks.csv.gz"
+    with gzip.open(path, "wt") as handle:
+        handle.write("SMILES\n" + "".join(f"{s}\n" for s, _, _ in MIXED))
+    library = load_building_blocks(path)
+    assert library.smiles == ["O=C(O)c1ccccc1", "NCc1ccccc1", "Brc1ccccc1"]
+    assert library.ids == ["blocks:1", "blocks:3", "blocks:8"]  # file stem and row
+
+
 def test_csv_without_smiles_column_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "blocks.csv"
     path.write_text("a,b\n1,2\n")
