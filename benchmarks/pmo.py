@@ -5,6 +5,7 @@
     python benchmarks/pmo.py --ablation no_genetic --seeds 0 1 2 --out G   # one mechanism off, 6 tasks
     python benchmarks/pmo.py --dev --config '{"training": {"lr": 5e-4}}' --out D   # development tasks
     python benchmarks/pmo.py --out F --merge G [H ...]   # fold result files together, print the table
+    python benchmarks/pmo.py --ablation-table benchmarks/results   # the ablation table from those files
 
 Runs the `optimise` preset (``--config`` merges changes on top of it). Prints mean ± std per task, the
 top-100 diversity and scaffolds, the sum, and the published figures beside them: the re-runs with
@@ -302,6 +303,41 @@ def table(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def ablation_table(runs_by_name: dict[str, dict[str, dict[int, dict[str, Any]]]]) -> list[str]:
+    """The ablation: per run (``full`` first) the mean AUC per ablation task over the seeds every run
+    has for it, the sum, the paired change of the sum against ``full`` (mean ± std over those seeds)
+    and the mean number of top-100 scaffolds."""
+    full = runs_by_name["full"]
+    seeds = {
+        task: sorted(set.intersection(*(set(runs.get(task, {})) for runs in runs_by_name.values())))
+        for task in ABLATION_TASKS
+    }
+    common = sorted(set.intersection(*(set(s) for s in seeds.values())))
+    lines = [
+        "| run | " + " | ".join(ABLATION_TASKS) + " | sum | change vs full (paired, per seed) | "
+        "mean top-100 scaffolds |",
+        "|---" * (len(ABLATION_TASKS) + 4) + "|",
+    ]
+
+    def seed_sum(runs: dict[str, dict[int, dict[str, Any]]], seed: int) -> float:
+        return sum(runs[t][seed]["auc"] for t in ABLATION_TASKS)
+
+    for name, runs in runs_by_name.items():
+        means = [float(np.mean([runs[t][s]["auc"] for s in seeds[t]])) for t in ABLATION_TASKS]
+        cells = " | ".join(f"{m:.3f}" for m in means)
+        change = np.array([seed_sum(runs, s) - seed_sum(full, s) for s in common])
+        paired = f"{change.mean():+.3f} ± {change.std():.3f}" if name != "full" and len(change) else "—"
+        scaffolds = np.mean(
+            [runs[t][s]["top100_scaffolds"] for t in ABLATION_TASKS for s in seeds[t]
+             if "top100_scaffolds" in runs[t][s]] or [float("nan")]
+        )
+        lines.append(f"| {name} | {cells} | {sum(means):.3f} | {paired} | {scaffolds:.0f} |")
+    per_task = sorted({len(s) for s in seeds.values()})
+    every = f"seeds with every task in every run: {common}"
+    lines.append(f"seeds per task: {'/'.join(map(str, per_task))}; {every}")
+    return lines
+
+
 def write_json(path: Path, report: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -345,7 +381,20 @@ def main() -> None:
     parser.add_argument(
         "--merge", type=Path, nargs="+", default=[], help="fold these result files into --out, run nothing"
     )
+    parser.add_argument(
+        "--ablation-table",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="print the ablation table from DIR/pmo-search.json (full) and DIR/pmo-ablation-NAME.json, "
+        "run nothing",
+    )
     args = parser.parse_args()
+    if args.ablation_table is not None:
+        found = {"full": args.ablation_table / "pmo-search.json"}
+        found |= {n: args.ablation_table / f"pmo-ablation-{n}.json" for n in ABLATIONS if n != "full"}
+        print("\n".join(ablation_table({n: load_runs(p) for n, p in found.items() if p.exists()})))
+        return
     runs = load_runs(args.out) if args.out is not None else {}
     if args.merge:
         if args.out is None:

@@ -78,3 +78,20 @@ def test_each_ablation_turns_off_one_mechanism_of_the_preset(pmo: ModuleType) ->
     for name, config in off.items():
         changed = {k for k in full.model_fields if getattr(config, k) != getattr(full, k)}
         assert len(changed) <= 2, (name, changed)  # one mechanism: its own sections only
+
+
+def test_the_ablation_table_pairs_seeds_and_uses_only_seeds_every_run_has(pmo: ModuleType) -> None:
+    def runs(auc: dict[int, float]) -> dict:
+        return {
+            t: {s: {"seed": s, "auc": a, "top100_scaffolds": 10} for s, a in auc.items()}
+            for t in pmo.ABLATION_TASKS
+        }
+
+    full = runs({0: 0.5, 1: 0.7, 2: 0.9})  # seed 2 only in full: left out of every mean
+    lines = pmo.ablation_table({"full": full, "no_genetic": runs({0: 0.4, 1: 0.5})})
+    n = len(pmo.ABLATION_TASKS)
+    assert lines[2].startswith("| full | 0.600 |") and f"| {0.6 * n:.3f} | — |" in lines[2]
+    change = [(0.4 - 0.5) * n, (0.5 - 0.7) * n]  # per seed, paired
+    mean, std = sum(change) / 2, abs(change[0] - change[1]) / 2
+    assert lines[3].startswith("| no_genetic | 0.450 |") and f"{mean:+.3f} ± {std:.3f}" in lines[3]
+    assert lines[-1].endswith("seeds with every task in every run: [0, 1]")
