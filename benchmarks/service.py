@@ -1,11 +1,17 @@
 """Service benchmark: one run with 10^6 molecules (ZINC250k SMILES and simple variants) on SQLite
 and PostgreSQL; bulk upsert rate, then p50/p95 latency through the REST API (in-process ASGI) of
-the first and the 100th page sorted by reward, a reward-range filter and a SMARTS search.
+the first and the 100th page sorted by reward, a reward-range filter, a SMARTS search and
+similarity searches (first page, sorted by reward) at two thresholds.
 
     .venv/bin/python benchmarks/service.py [--molecules N] [--repeats R] [--databases sqlite postgresql]
 
-Rows carry reward, two scores and a small route; InChIKeys are not computed here (the worker does
-that per step, outside the measured write).
+Rows carry reward, two scores and a small route; InChIKeys and fingerprints are not computed in the
+measured write (the trainer computes them once per molecule and sends them with the records).
+
+Each similarity search also runs on a copy of the run whose rows have no stored fingerprint (as a
+version before migration 0004 wrote them): there every row passed over is parsed and fingerprinted
+by RDKit, as every similarity search did before fingerprints were stored (the "row by row" line;
+the ratio is its time over the stored-fingerprint time, in the same process).
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
+from app.chem.filters import ChemCache
 from app.core.db import Database
 from app.core.migrate import upgrade
 from app.core.models import Run
@@ -31,6 +39,7 @@ from app.core.settings import Settings
 from app.main import create_app
 from app.runs.store import write_molecules
 from devsupport.postgres import ThrowawayPostgres
+from reactions.similarity import ecfp4_generator, packed_ecfp4_bytes
 from reactions.smiles import inchikey
 from synflow.callbacks import SampledMolecule
 
@@ -48,14 +57,24 @@ def zinc_smiles(path: Path) -> list[str]:
 
 def molecules(smiles: list[str], n: int, seed: int = 0) -> Iterator[SampledMolecule]:
     """Unique strings: each ZINC SMILES, then with 1, 2, ... methyl carbons prefixed; each with its
-    InChIKey, as the trainer sends them (computed once per molecule where it is first sampled)."""
+    InChIKey and fingerprint, as the trainer sends them (computed once per molecule where it is first
+    sampled)."""
     rng = random.Random(seed)
+    generator = ecfp4_generator()
     for i in range(n):
         base = smiles[i % len(smiles)]
         text = "C" * (i // len(smiles)) + base
         route = {"steps": [{"action": "start", "product": text}]}
         scores = {"qed": rng.random(), "sa": rng.random()}
-        yield SampledMolecule(text, rng.random(), i // 1000, scores, route, inchikey=inchikey(text))
+        yield SampledMolecule(
+            text,
+            rng.random(),
+            i // 1000,
+            scores,
+            route,
+            inchikey=inchikey(text),
+            fingerprint=packed_ecfp4_bytes(text, generator),
+        )
 
 
 def fill(db: Database, run_id: str, records: Iterator[SampledMolecule]) -> tuple[int, float, float]:
@@ -134,6 +153,56 @@ def measure(client: TestClient, run_id: str, repeats: int) -> dict[str, tuple[fl
     }
 
 
+SIMILARITY_THRESHOLDS = (0.4, 0.7)
+
+
+def legacy_copy(db: Database, run_id: str) -> str:
+    """A second run with the same rows and no stored fingerprints, as written before migration 0004."""
+    columns = "smiles, inchikey, reward, scores, route, step, last_step, first_seen, times_sampled, error"
+    with db.session() as session:
+        legacy = Run(config={}, total_steps=0, status="succeeded")
+        session.add(legacy)
+        session.flush()
+        session.execute(
+            text(
+                f"INSERT INTO molecules (run_id, {columns}) SELECT :legacy, {columns} "
+                "FROM molecules WHERE run_id = :run"
+            ),
+            {"legacy": legacy.id, "run": run_id},
+        )
+        return legacy.id
+
+
+def measure_similarity(
+    client: TestClient, run_id: str, legacy_id: str, query: str, repeats: int
+) -> dict[str, tuple[float, float, float]]:
+    """First pages of similarity searches sorted by reward, from stored fingerprints and row by row
+    (the legacy copy); each timing starts with an empty chemistry cache (cold), then repeats (warm)."""
+    out: dict[str, tuple[float, float, float]] = {}
+    for threshold in SIMILARITY_THRESHOLDS:
+        params = {"limit": 50, "similar_to": query, "min_similarity": threshold}
+        timings, pages = {}, {}
+        for name, rid, times in (("stored", run_id, repeats), ("legacy", legacy_id, max(2, repeats // 10))):
+            url = f"/api/v1/runs/{rid}/molecules"
+            client.app.state.chem_cache = ChemCache()  # type: ignore[attr-defined]
+            timings[name] = percentiles(lambda url=url, params=params: client.get(url, params=params), times)
+            pages[name] = client.get(url, params=params).json()
+        stored, legacy = pages["stored"], pages["legacy"]
+        found = [(m["smiles"], m["similarity"]) for m in stored["items"]]
+        assert found == [(m["smiles"], m["similarity"]) for m in legacy["items"]], "the two paths differ"
+        assert stored["scanned"] == legacy["scanned"]
+        label = (
+            f"similarity >= {threshold}, first page by reward, limit=50: {len(found)} hits, "
+            f"{stored['scanned']:,} rows passed over"
+        )
+        ratio = [old / new for old, new in zip(timings["legacy"], timings["stored"], strict=True)]
+        out[f"{label}, stored fingerprints"] = timings["stored"]
+        out[f"same, row by row (no stored fingerprint): x{ratio[0]:.0f} cold, x{ratio[1]:.0f} p50"] = timings[
+            "legacy"
+        ]
+    return out
+
+
 def server_cpu_seconds(pg: ThrowawayPostgres | None) -> float:
     """CPU seconds of a local PostgreSQL: the postmaster, its reaped and its live children (Linux)."""
     if pg is None:
@@ -173,8 +242,14 @@ def run_one(
         with db.engine.connect() as conn:
             conn.exec_driver_sql("ANALYZE molecules")
             conn.commit()
+    legacy_id = legacy_copy(db, run_id)
+    if db.dialect == "postgresql":
+        with db.engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE molecules")
+            conn.commit()
     with TestClient(create_app(settings, db)) as client:
         latencies = measure(client, run_id, repeats)
+        latencies |= measure_similarity(client, run_id, legacy_id, smiles[0], repeats)
     db.dispose()
     return {
         "rows": count,

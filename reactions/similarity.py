@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from rdkit import DataStructs, rdBase
+from rdkit import Chem, DataStructs, rdBase
 from rdkit.Chem import rdFingerprintGenerator
 
 from reactions.smiles import SmilesError, parse_smiles, parse_smiles_or_none
@@ -21,6 +21,7 @@ from reactions.smiles import SmilesError, parse_smiles, parse_smiles_or_none
 DEFAULT_ANALOGUE_THRESHOLD = 0.7
 ECFP4_RADIUS = 2
 ECFP4_BITS = 2048
+ECFP4_BYTES = ECFP4_BITS // 8  # packed
 
 
 @dataclass(frozen=True)
@@ -106,19 +107,50 @@ def exclude_similar(
 _POPCOUNT = np.array([bin(byte).count("1") for byte in range(256)], dtype=np.uint16)
 
 
+def _row_popcounts(bits: np.ndarray) -> np.ndarray:
+    """Set bits per row of a (N, n_bytes) uint8 array; whole 64-bit words where NumPy (>= 2.0) counts
+    them natively (about 10 times faster than the byte table), the table otherwise."""
+    if hasattr(np, "bitwise_count") and bits.shape[-1] % 8 == 0:
+        words = np.ascontiguousarray(bits).view(np.uint64)
+        return np.bitwise_count(words).sum(axis=-1, dtype=np.int64)
+    return _POPCOUNT[bits].sum(axis=-1, dtype=np.int64)
+
+
 def packed_tanimoto(packed: np.ndarray, query: np.ndarray) -> np.ndarray:
     """Tanimoto of one bit-packed fingerprint `query` (n_bytes,) to each row of `packed` (N, n_bytes).
 
     Both as `np.packbits` writes them (a library's `fingerprints`); two empty fingerprints score 0.
+    Each value is common / (either) in float64, the division RDKit's `TanimotoSimilarity` makes.
     """
-    packed = np.asarray(packed, dtype=np.uint8)
+    packed = np.asarray(packed, dtype=np.uint8).reshape(-1, np.shape(query)[-1])
     query = np.asarray(query, dtype=np.uint8)
-    common = _POPCOUNT[packed & query].sum(axis=1, dtype=np.int64)
-    either = _POPCOUNT[packed | query].sum(axis=1, dtype=np.int64)
+    common = _row_popcounts(packed & query)
+    either = _row_popcounts(packed | query)
     return np.divide(common, either, out=np.zeros(len(packed)), where=either > 0)
 
 
 def packed_ecfp4(smiles: str) -> np.ndarray:
     """The bit-packed ECFP4 (radius 2, 2048 bits) of one molecule, as a library stores it."""
-    bits = ecfp4_generator().GetFingerprintAsNumPy(parse_smiles(smiles)).astype(bool)
-    return np.packbits(bits)
+    return np.packbits(ecfp4_generator().GetFingerprintAsNumPy(parse_smiles(smiles)))
+
+
+def packed_ecfp4_of(
+    mol: Chem.Mol, generator: rdFingerprintGenerator.FingerprintGenerator64 | None = None
+) -> bytes:
+    """`packed_ecfp4` of a parsed molecule as `ECFP4_BYTES` bytes. Pass an `ecfp4_generator()` when
+    calling it in a loop (saves its set-up)."""
+    return np.packbits((generator or ecfp4_generator()).GetFingerprintAsNumPy(mol)).tobytes()
+
+
+def packed_ecfp4_bytes(
+    smiles: str, generator: rdFingerprintGenerator.FingerprintGenerator64 | None = None
+) -> bytes | None:
+    """`packed_ecfp4_of` a SMILES (what the service stores per molecule), or None when RDKit cannot
+    read it."""
+    mol = parse_smiles_or_none(smiles)
+    return None if mol is None else packed_ecfp4_of(mol, generator)
+
+
+def popcount(packed: bytes) -> int:
+    """Set bits of a packed fingerprint (the |A| of Tanimoto's A∩B / (|A| + |B| − A∩B))."""
+    return int.from_bytes(packed, "big").bit_count()

@@ -35,6 +35,9 @@ class SampledMolecule:
     beta: float = 1.0
     error: str | None = None  # why the reward could not be computed (the molecule got the floor)
     inchikey: str | None = None  # when the producer computed it (the store computes it otherwise)
+    # packed ECFP4 (``reactions.similarity.packed_ecfp4_bytes``) when the producer computed it,
+    # as for ``inchikey`` (the store computes it otherwise)
+    fingerprint: bytes | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {

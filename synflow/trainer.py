@@ -26,6 +26,7 @@ from models.featurize import BlockFeatures, MolFeaturizer
 from models.policy import SynthesisPolicy
 from reactions.index import build_compatibility_index
 from reactions.library import default_library, load_building_blocks
+from reactions.similarity import ecfp4_generator, packed_ecfp4_bytes
 from reactions.smiles import inchikey
 from reactions.templates import default_template_set, load_template_set
 from synflow.callbacks import SampledMolecule, StopReason, TrainerCallback, TrainingOutcome
@@ -201,6 +202,10 @@ class Trainer:
     ) -> tuple[list[SampledMolecule], list[SampledMolecule]]:
         """(new molecules, every valid sample) of scored trajectories, in sampling order."""
         new, samples = [], []
+        # The store's similarity fingerprint, once per molecule and step: not kept across steps like
+        # the InChIKey (256 bytes a molecule would grow with the run; recomputing one is 0.1 ms).
+        fingerprints: dict[str, bytes | None] = {}
+        generator = ecfp4_generator()
         for t in trajs:
             first = self.metrics.update(t.smiles, t.reward, t.n_reactions)
             if t.smiles is None:
@@ -208,8 +213,11 @@ class Trainer:
             key = self._inchikeys.get(t.smiles)
             if key is None:
                 key = self._inchikeys[t.smiles] = inchikey(t.smiles) or ""
+            if t.smiles not in fingerprints:
+                fingerprints[t.smiles] = packed_ecfp4_bytes(t.smiles, generator)
             record = SampledMolecule(
                 inchikey=key or None,
+                fingerprint=fingerprints[t.smiles],
                 smiles=t.smiles,
                 reward=t.reward,
                 step=step,

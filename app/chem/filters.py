@@ -1,35 +1,56 @@
-"""Substructure and similarity filters over stored molecules, with per-app caches."""
+"""Substructure and similarity filters over stored molecules, with per-app caches.
+
+Similarity is Tanimoto on ECFP4 (Morgan radius 2, 2048 bits), the fingerprint each molecule row
+stores packed (``molecules.fingerprint``): a request scores a batch of stored fingerprints at once
+with NumPy, after the database has left out the rows whose popcount cannot reach the threshold
+(``SimilarityQuery.popcount_bounds``). Rows an older version wrote have no stored fingerprint; theirs
+is computed here from the SMILES, once per row (``ChemCache``).
+"""
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from rdkit import Chem, DataStructs
-from rdkit.Chem import rdFingerprintGenerator
+import numpy as np
+from rdkit import Chem
 
 from app.chem.parsing import parse_smarts, parse_smiles
+from reactions.similarity import ECFP4_BYTES, ecfp4_generator, packed_ecfp4_of, packed_tanimoto, popcount
 from reactions.smiles import parse_smiles_or_none
+
+# Float slack on the popcount bounds: rounding (0.7 * 40 = 28.000000000000004) must never exclude a
+# row that reaches the threshold; the exact test follows in NumPy.
+_BOUND_SLACK = 1e-9
 
 
 class SimilarityQuery:
-    """Tanimoto on Morgan radius-2, 2048-bit fingerprints."""
+    """Tanimoto to one query molecule on packed ECFP4 fingerprints, equal to RDKit's
+    ``DataStructs.TanimotoSimilarity`` on the same fingerprints (0.0 for two empty ones)."""
 
     def __init__(self, smiles: str, threshold: float) -> None:
-        self._gen = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048)
-        self._query = self._gen.GetFingerprint(parse_smiles(smiles))
+        self._generator = ecfp4_generator()
+        self.packed = np.frombuffer(self.fingerprint(parse_smiles(smiles)), dtype=np.uint8)
+        self.popcount = popcount(self.packed.tobytes())
         self.threshold = threshold
 
-    def fingerprint(self, mol: Chem.Mol) -> Any:
-        return self._gen.GetFingerprint(mol)
+    def fingerprint(self, mol: Chem.Mol) -> bytes:
+        return packed_ecfp4_of(mol, self._generator)
 
-    def similarity(self, mol: Chem.Mol) -> float:
-        return self.similarity_to(self.fingerprint(mol))
+    def popcount_bounds(self) -> tuple[int, int | None]:
+        """The popcounts |b| a molecule needs to reach the threshold t: t·|q| ≤ |b| ≤ |q|/t (as
+        |A∩B| ≤ min(|A|, |B|) and |A∪B| ≥ max(|A|, |B|)); no upper bound when t is 0."""
+        if self.threshold <= 0:
+            return 0, None
+        low = math.ceil(self.threshold * self.popcount - _BOUND_SLACK)
+        return max(0, low), math.floor(self.popcount / self.threshold + _BOUND_SLACK)
 
-    def similarity_to(self, fingerprint: Any) -> float:
-        return DataStructs.TanimotoSimilarity(self._query, fingerprint)
+    def similarities(self, packed: np.ndarray) -> np.ndarray:
+        """Tanimoto of the query to each row of (N, ``ECFP4_BYTES``) packed fingerprints."""
+        return packed_tanimoto(packed, self.packed)
 
 
 class _Lru:
@@ -61,14 +82,15 @@ _MISS = object()
 
 
 class ChemCache:
-    """Per-app caches for chemical filters (molecule rows never change their SMILES):
-    filter outcomes per (filter, molecule id) and parsed molecules as RDKit binaries, which
-    rebuild about ten times faster than SMILES parse, so a new SMARTS over the same top rows is
-    cheap and a repeated query or the next page costs no RDKit work for rows already tested."""
+    """Per-app caches for chemical filters (molecule rows never change their SMILES): SMARTS
+    outcomes per (SMARTS, molecule id), parsed molecules as RDKit binaries, which rebuild about ten
+    times faster than a SMILES parse, and the computed fingerprints of rows stored without one. A
+    new SMARTS over the same top rows is then cheap, and a repeated query or the next page costs no
+    RDKit work for rows already tested."""
 
-    def __init__(self, molecules: int = 20_000, outcomes: int = 500_000) -> None:
+    def __init__(self, molecules: int = 20_000, outcomes: int = 500_000, fingerprints: int = 100_000) -> None:
         self._mols = _Lru(molecules)
-        self._fingerprints = _Lru(molecules)
+        self._fingerprints = _Lru(fingerprints)  # ~300 bytes each, only rows stored without one
         self._outcomes = _Lru(outcomes)
 
     def fingerprint(self, key: int, compute: Callable[[], Any]) -> Any:
@@ -97,7 +119,8 @@ class ChemCache:
 
 
 class MoleculeFilter:
-    """Substructure and similarity tests applied row by row (the database knows no chemistry)."""
+    """A substructure and/or a similarity test over stored rows: similarity for a batch of rows at
+    once (``similarities``), the substructure test row by row (``matches``), in that order."""
 
     def __init__(
         self,
@@ -109,48 +132,48 @@ class MoleculeFilter:
         self.pattern = parse_smarts(smarts) if smarts else None
         self.similar = SimilarityQuery(similar_to, min_similarity) if similar_to else None
         self._cache = cache
-        self._key = (smarts, similar_to, min_similarity if similar_to else None)
+        self._smarts = smarts
 
     @property
     def active(self) -> bool:
         return self.pattern is not None or self.similar is not None
 
-    def similarity(self, smiles: str, molecule_id: int | None = None) -> float | None:
-        """None when the row fails the filter, else the similarity (1.0 without a similarity query).
-        With a cache and the row's id, outcomes and parsed molecules are reused across requests."""
-        if self._cache is None or molecule_id is None:
-            return self._test(parse_smiles_or_none(smiles))
-        return self._cache.outcome((self._key, molecule_id), lambda: self._test_cached(molecule_id, smiles))
+    def similarities(self, rows: Sequence[tuple[int, str | None, bytes | None]]) -> np.ndarray:
+        """Tanimoto to the query of each (id, SMILES, stored fingerprint) row, NaN where RDKit cannot
+        read the SMILES; a row without a stored fingerprint gets one computed from its SMILES."""
+        assert self.similar is not None, "a similarity query"
+        packed = [fp if fp is not None else self._computed_fingerprint(i, smiles) for i, smiles, fp in rows]
+        readable = np.array([fp is not None for fp in packed], dtype=bool)
+        joined = b"".join(fp for fp in packed if fp is not None)
+        values = np.full(len(rows), np.nan)
+        values[readable] = self.similar.similarities(
+            np.frombuffer(joined, dtype=np.uint8).reshape(-1, ECFP4_BYTES)
+        )
+        return values
 
-    def _test_cached(self, molecule_id: int, smiles: str) -> float | None:
-        """Like ``_test``, but the fingerprint comes from the cache: a new similarity query over
-        rows seen before costs one Tanimoto per row instead of a parse and a fingerprint."""
-        cache = self._cache
-        assert cache is not None
-        if self.pattern is not None:
-            mol = cache.mol(molecule_id, smiles)
-            if mol is None or not mol.HasSubstructMatch(self.pattern):
-                return None
-        if self.similar is None:
-            return 1.0 if self.pattern is not None else self._test(cache.mol(molecule_id, smiles))
+    def _computed_fingerprint(self, molecule_id: int, smiles: str | None) -> bytes | None:
         similar = self.similar
+        assert similar is not None
 
-        def compute() -> Any:
-            mol = cache.mol(molecule_id, smiles)
+        def compute() -> bytes | None:
+            mol = self._mol(molecule_id, smiles)
             return None if mol is None else similar.fingerprint(mol)
 
-        fingerprint = cache.fingerprint(molecule_id, compute)
-        if fingerprint is None:
-            return None
-        sim = similar.similarity_to(fingerprint)
-        return sim if sim >= similar.threshold else None
+        return compute() if self._cache is None else self._cache.fingerprint(molecule_id, compute)
 
-    def _test(self, mol: Chem.Mol | None) -> float | None:
-        if mol is None:
+    def matches(self, molecule_id: int, smiles: str | None) -> bool:
+        """The substructure test (True without a SMARTS, False where RDKit cannot read the SMILES)."""
+        pattern = self.pattern
+        if pattern is None:
+            return True
+
+        def compute() -> bool:
+            mol = self._mol(molecule_id, smiles)
+            return mol is not None and mol.HasSubstructMatch(pattern)
+
+        return compute() if self._cache is None else self._cache.outcome((self._smarts, molecule_id), compute)
+
+    def _mol(self, molecule_id: int, smiles: str | None) -> Chem.Mol | None:
+        if smiles is None:
             return None
-        if self.pattern is not None and not mol.HasSubstructMatch(self.pattern):
-            return None
-        if self.similar is None:
-            return 1.0
-        sim = self.similar.similarity(mol)
-        return sim if sim >= self.similar.threshold else None
+        return parse_smiles_or_none(smiles) if self._cache is None else self._cache.mol(molecule_id, smiles)

@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -25,6 +26,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 # SQLite only autoincrements an INTEGER PRIMARY KEY (the rowid); PostgreSQL gets a bigint identity.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+# ``molecules.fingerprint_popcount`` of a molecule RDKit cannot read (it has no fingerprint, and no
+# Tanimoto bound admits -1): such a row is never similar to anything, as before fingerprints were stored.
+UNREADABLE_POPCOUNT = -1
 
 
 def utcnow() -> datetime:
@@ -90,6 +96,12 @@ class Molecule(Base):
     times_sampled: Mapped[int] = mapped_column(Integer, default=1)
     # Why a reward plugin could not score this molecule (its reward is then the floor).
     error: Mapped[str | None] = mapped_column(Text)
+    # The similarity search's fingerprint, stored once: packed ECFP4 (2048 bits = 256 bytes, see
+    # ``reactions.similarity.packed_ecfp4_bytes``) and its number of set bits, which bounds Tanimoto
+    # in SQL. Both NULL on rows an older version wrote (the search computes those on the fly);
+    # popcount ``UNREADABLE_POPCOUNT`` (-1) and no fingerprint when RDKit cannot read the SMILES.
+    fingerprint: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    fingerprint_popcount: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
         UniqueConstraint("run_id", "smiles", name="uq_molecules_run_smiles"),

@@ -3,8 +3,12 @@
 Molecules take a fast path per dialect (one profile showed ~85 % of the time in SQLAlchemy's
 per-row parameter processing and JSON binding): rows are prepared once as plain tuples with their
 JSON serialised here, then SQLite gets one raw ``executemany`` of an ``INSERT … ON CONFLICT`` on
-the session's own DBAPI connection, and PostgreSQL gets ``COPY`` into a temporary staging table
-followed by one ``INSERT … SELECT … ON CONFLICT``. Both run inside the caller's transaction.
+the session's own DBAPI connection, and PostgreSQL gets a binary ``COPY`` into a temporary staging
+table followed by one ``INSERT … SELECT … ON CONFLICT``. Both run inside the caller's transaction.
+
+Each new row carries its similarity fingerprint (packed ECFP4) and popcount: taken from the record,
+where the trainer computed it once per molecule, or computed here (~0.1 ms a molecule: a caller that
+cares about write speed supplies it, as it does the InChIKey).
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from app.core.models import Metric, utcnow
+from app.core.models import UNREADABLE_POPCOUNT, Metric, utcnow
+from reactions.similarity import ecfp4_generator, packed_ecfp4_bytes, popcount
 from reactions.smiles import inchikey
 from synflow.callbacks import SampledMolecule
 
@@ -29,7 +34,7 @@ CHUNK_ROWS = 5000  # rows per SQLite executemany call (bounded memory per call)
 # Column order of a prepared molecule row (run_id is added per dialect).
 _COLUMNS = (
     "smiles", "inchikey", "reward", "scores", "route", "step", "last_step", "first_seen", "times_sampled",
-    "error",
+    "error", "fingerprint", "fingerprint_popcount",
 )
 
 # Idempotence: a conflicting row only changes when the incoming step is later than the stored
@@ -47,13 +52,17 @@ _SQLITE_UPSERT = (
 _PG_STAGING = (
     "CREATE TEMP TABLE IF NOT EXISTS molecule_staging (smiles text, inchikey text, reward double precision, "
     "scores text, route text, step integer, last_step integer, first_seen timestamp, times_sampled integer, "
-    "error text) "
+    "error text, fingerprint bytea, fingerprint_popcount integer) "
     "ON COMMIT DELETE ROWS"
+)
+# Binary COPY: the fingerprints in text COPY's hex cost PostgreSQL writes ~15 % of their rate.
+_PG_STAGING_TYPES = (
+    "text", "text", "float8", "text", "text", "int4", "int4", "timestamp", "int4", "text", "bytea", "int4",
 )
 _PG_UPSERT = (
     f"INSERT INTO molecules (run_id, {', '.join(_COLUMNS)}) "
     "SELECT %s, smiles, inchikey, reward, scores::jsonb, route::jsonb, step, last_step, first_seen, "
-    "times_sampled, error FROM molecule_staging " + _ON_CONFLICT
+    "times_sampled, error, fingerprint, fingerprint_popcount FROM molecule_staging " + _ON_CONFLICT
 )
 
 
@@ -85,17 +94,37 @@ def _scores_json(scores: dict[str, float]) -> str:
     return _encode({k: _finite(v) for k, v in scores.items()})
 
 
+class _Fingerprints:
+    """(fingerprint, popcount) columns of a record: its own fingerprint, or one computed here."""
+
+    def __init__(self) -> None:
+        self._generator: Any = None  # made on the first record without a fingerprint
+
+    def __call__(self, rec: SampledMolecule) -> tuple[bytes | None, int]:
+        packed = rec.fingerprint
+        if packed is None:
+            if self._generator is None:
+                self._generator = ecfp4_generator()
+            packed = packed_ecfp4_bytes(rec.smiles, self._generator)
+            if packed is None:
+                return None, UNREADABLE_POPCOUNT
+        return packed, popcount(packed)
+
+
 def _aggregate(records: Iterable[SampledMolecule], now: Any) -> list[list[Any]]:
     """One row per SMILES (in ``_COLUMNS`` order): the first occurrence's data, the sampled count
-    and the step span; JSON serialised once per distinct molecule, and its InChIKey taken from the
-    record (the trainer computes it once per molecule) or computed here (0.4 ms each)."""
+    and the step span; JSON serialised once per distinct molecule, and its InChIKey and fingerprint
+    taken from the record (the trainer computes them once per molecule) or computed here (0.4 ms and
+    0.1 ms each)."""
     rows: dict[str, list[Any]] = {}
+    fingerprints = _Fingerprints()
     for rec in records:
         row = rows.get(rec.smiles)
         if row is None:
             rows[rec.smiles] = [
                 rec.smiles, rec.inchikey or inchikey(rec.smiles), _finite(rec.reward) or 0.0,
                 _scores_json(rec.scores), _encode(rec.route), rec.step, rec.step, now, 1, rec.error,
+                *fingerprints(rec),
             ]
         else:
             row[8] += 1
@@ -137,7 +166,9 @@ def write_molecules(session: Session, run_id: str, records: Sequence[SampledMole
 def _copy_upsert_postgres(dbapi: Any, run_id: str, rows: list[list[Any]]) -> None:
     with dbapi.cursor() as cursor:
         cursor.execute(_PG_STAGING)
-        with cursor.copy(f"COPY molecule_staging ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
+        columns = ", ".join(_COLUMNS)
+        with cursor.copy(f"COPY molecule_staging ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(list(_PG_STAGING_TYPES))
             for row in rows:
                 copy.write_row(row)
         cursor.execute(_PG_UPSERT, (run_id,))

@@ -73,3 +73,40 @@ def test_0003_turns_stored_sampling_jobs_into_typed_sampling_configs(empty_datab
         assert sampling_config_of(row).model_dump() == {"count": 7, "temperature": 1.0}
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("empty_database_url", ["sqlite", "postgresql"], indirect=True)
+def test_0004_adds_fingerprint_columns_that_old_rows_leave_null(empty_database_url: str) -> None:
+    from sqlalchemy import text
+
+    upgrade(empty_database_url, "0003")
+    engine = make_engine(empty_database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO runs (id, name, kind, status, config, step, total_steps, created_at,"
+                    " updated_at, attempts, cancel_requested)"
+                    " VALUES ('r1', 'old', 'train', 'succeeded', '{}', 0, 1,"
+                    " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 0, false)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO molecules (run_id, smiles, reward, scores, step, last_step, first_seen,"
+                    " times_sampled) VALUES ('r1', 'CCO', 0.5, '{}', 1, 1, CURRENT_TIMESTAMP, 1)"
+                )
+            )
+        upgrade(empty_database_url, "0004")
+        columns = {c["name"] for c in inspect(engine).get_columns("molecules")}
+        assert {"fingerprint", "fingerprint_popcount"} <= columns
+        with engine.connect() as conn:
+            row = conn.execute(text("SELECT smiles, fingerprint, fingerprint_popcount FROM molecules")).one()
+        assert tuple(row) == ("CCO", None, None)
+        downgrade(empty_database_url, "0003")
+        columns = {c["name"] for c in inspect(engine).get_columns("molecules")}
+        assert not {"fingerprint", "fingerprint_popcount"} & columns
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT smiles FROM molecules")).scalar_one() == "CCO"
+    finally:
+        engine.dispose()

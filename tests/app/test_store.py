@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
+from rdkit import Chem
 from sqlalchemy import func, select
 
 from app.core.db import Database
-from app.core.models import Metric, Molecule, Run
+from app.core.models import UNREADABLE_POPCOUNT, Metric, Molecule, Run
 from app.runs.store import write_metrics, write_molecules
+from reactions.similarity import ecfp4_generator, packed_ecfp4_bytes
 from reactions.smiles import inchikey
 from synflow.callbacks import SampledMolecule
 
@@ -96,3 +99,37 @@ def test_inchikeys_from_the_record_or_computed(db: Database) -> None:
         rows = session.execute(select(Molecule.smiles, Molecule.inchikey).where(Molecule.run_id == run_id))
         keys = {smiles: key for smiles, key in rows}
     assert keys == {"CC(=O)Nc1ccc(O)cc1": given, "CCO": "LFQSCWFLJHTTHZ-UHFFFAOYSA-N"}
+
+
+def test_fingerprints_from_the_record_or_computed(db: Database) -> None:
+    """Each new row stores its packed ECFP4 and popcount: the record's own (the trainer computes it
+    once per molecule, taken as is) or one computed by the store; -1 and no fingerprint when RDKit
+    cannot read the SMILES (never similar to anything)."""
+    run_id = _run(db)
+    given = bytes(255) + b"\x03"  # not CCO's fingerprint: shows the record's value is what is stored
+    with db.session() as session:
+        write_molecules(
+            session,
+            run_id,
+            [
+                SampledMolecule("CCO", 0.1, 1, fingerprint=given),
+                SampledMolecule("CC(=O)Nc1ccc(O)cc1", 0.5, 1),
+                SampledMolecule("C1CC", 0.2, 1),  # an unclosed ring
+            ],
+        )
+    with db.session() as session:
+        rows = session.execute(
+            select(Molecule.smiles, Molecule.fingerprint, Molecule.fingerprint_popcount).where(
+                Molecule.run_id == run_id
+            )
+        )
+        stored = {smiles: (fp, count) for smiles, fp, count in rows}
+    paracetamol = packed_ecfp4_bytes("CC(=O)Nc1ccc(O)cc1")
+    assert paracetamol is not None and len(paracetamol) == 256
+    reference = ecfp4_generator().GetFingerprint(Chem.MolFromSmiles("CC(=O)Nc1ccc(O)cc1"))
+    assert stored == {
+        "CCO": (given, 2),
+        "CC(=O)Nc1ccc(O)cc1": (paracetamol, reference.GetNumOnBits()),
+        "C1CC": (None, UNREADABLE_POPCOUNT),
+    }
+    assert np.array_equal(np.unpackbits(np.frombuffer(paracetamol, np.uint8)), np.array(list(reference)))

@@ -90,3 +90,16 @@ def test_packed_ecfp4_is_what_a_library_stores() -> None:
     library = library_from_smiles([CELECOXIB, MENTHOL], workers=1)
     for row, smiles in enumerate([CELECOXIB, MENTHOL]):
         np.testing.assert_array_equal(library.fingerprints[row], packed_ecfp4(smiles))
+
+
+def test_packed_bytes_popcount_and_both_popcount_paths_agree() -> None:
+    """What the service stores: packed_ecfp4 as bytes, its popcount RDKit's on-bit count; the NumPy 2
+    word popcount and the byte-table fallback give the same counts."""
+    from reactions.similarity import _POPCOUNT, _row_popcounts, ecfp4_generator, packed_ecfp4_bytes, popcount
+
+    packed = packed_ecfp4_bytes(CELECOXIB)
+    assert packed is not None and packed == packed_ecfp4(CELECOXIB).tobytes() and len(packed) == 256
+    assert popcount(packed) == ecfp4_generator().GetFingerprint(Chem.MolFromSmiles(CELECOXIB)).GetNumOnBits()
+    assert packed_ecfp4_bytes("C1CC") is None  # an unclosed ring
+    rows = np.random.default_rng(0).integers(0, 256, (50, 256), dtype=np.uint8)
+    np.testing.assert_array_equal(_row_popcounts(rows), _POPCOUNT[rows].sum(axis=1))

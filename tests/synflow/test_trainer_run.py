@@ -8,6 +8,7 @@ import pytest
 from rdkit import Chem
 from rdkit.Chem import QED
 
+from reactions.similarity import packed_ecfp4_bytes
 from synflow.callbacks import SampledMolecule, TrainerCallback
 from synflow.trainer import Trainer
 from tests.synflow.tiny_setting import tiny_chemistry, tiny_config
@@ -59,6 +60,7 @@ def test_the_budget_ends_the_run_and_nothing_unscored_is_reported_or_trained(che
     for sample in seen.samples:  # every reported reward is the molecule's real score, with its InChIKey
         assert sample.reward == pytest.approx(QED.qed(Chem.MolFromSmiles(sample.smiles)))
         assert sample.inchikey == Chem.MolToInchiKey(Chem.MolFromSmiles(sample.smiles))
+        assert sample.fingerprint == packed_ecfp4_bytes(sample.smiles)  # the store's similarity fingerprint
     infos = [info for step, info in seen.steps if step > 0]
     assert any(info["unscored"] > 0 for info in infos), "the last batch was partial"
     trained = sum(8 - info["unscored"] for info in infos)  # no replay: each scored trajectory once
