@@ -139,10 +139,11 @@ class SynthesisEnv:
             return None
         if self.verify_retro:
             step = RetroParent(action.template, action.slot, state.smiles, action.block)
-            if step not in self.chem.retro(product):
+            if not self.chem.gives_back(product, step, state.depth + 1):
                 self._unverifiable(action.template, product)
                 return None
-        self.chem.mark_reachable(product, state.depth + 1)
+        # only a retro-verified step proves the fact the backward policy relies on (the store keeps it)
+        self.chem.mark_reachable(product, state.depth + 1, verified=self.verify_retro)
         return State(product, state.depth + 1)
 
     def _unverifiable(self, template: int, product: str) -> None:
