@@ -16,7 +16,7 @@ from torch_geometric.data import Batch
 
 from models.actions import level1_size, start_tslot, tslot_count
 from models.encoders import BetaEncoding, BlockEncoder, GraphEncoder, mlp
-from models.featurize import ATOM_FEATURES, BOND_FEATURES
+from models.featurize import ATOM_FEATURES, BOND_FEATURES, GraphBatch
 
 __all__ = ["SynthesisPolicy"]
 
@@ -61,8 +61,8 @@ class SynthesisPolicy(nn.Module):
         depth_1h = nn.functional.one_hot(depth.clamp(0, self.max_depth), self.max_depth + 1).float()
         return self.cond(torch.cat([self.beta_encoding(beta), depth_1h], dim=-1))
 
-    def encode(self, graphs: Batch, depth: Tensor, beta: Tensor) -> Tensor:
-        """Molecule states → embeddings [n, hidden]."""
+    def encode(self, graphs: GraphBatch | Batch, depth: Tensor, beta: Tensor) -> Tensor:
+        """Molecule states → embeddings [n, hidden] (``graphs``: collated, on the model's device)."""
         cond = self._condition(depth, beta)
         g = self.graph(graphs.x, graphs.edge_index, graphs.edge_attr, graphs.batch, depth.numel(), cond)
         return self.state(torch.cat([g, cond], dim=-1))

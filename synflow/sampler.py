@@ -120,7 +120,8 @@ class TrajectorySampler:
             else:  # a dead end (depth < min_reactions, nothing applies): an invalid terminal
                 pending.append((walk, Step(walk.state, Action("stop"))))
         if rows:
-            lp = self.runner.level1_log_probs(model, z[rows], choices, settings.temperature)
+            # one copy to the CPU per round (on a GPU, a read per walk would wait on the device each time)
+            lp = self.runner.level1_log_probs(model, z[rows], choices, settings.temperature).cpu()
             for j, i in enumerate(rows):
                 walk = active[i]
                 action = self.env.decode_level1(self._pick(lp[j], settings.exploration))
@@ -147,6 +148,7 @@ class TrajectorySampler:
         settings: SamplerSettings,
     ) -> None:
         lp, _ = self.runner.block_log_probs(model, z, [r for r, _ in requests], settings.temperature)
+        lp = lp.cpu()
         start = 0
         for req, step in requests:
             stop = start + len(req.candidates)
