@@ -241,9 +241,9 @@ DEFAULT_DOCKING_TRANSFORM = ClipTransform(low=0.0, high=-12.0)
 
 
 class DockingComponent(ComponentBase):
-    """AutoDock Vina docking of RDKit-embedded, meeko-prepared ligands; a process pool, one ligand
-    per core. The raw value is the best affinity (kcal/mol, more negative is better); the default
-    transform is ``clip(low=0, high=-12)``: score = clip(-affinity / 12, 0, 1)."""
+    """AutoDock Vina docking of RDKit-embedded, meeko-prepared ligands; a process pool (or Ray
+    actors), one ligand per core. The raw value is the best affinity (kcal/mol, more negative is
+    better); the default transform is ``clip(low=0, high=-12)``: score = clip(-affinity / 12, 0, 1)."""
 
     bounded: ClassVar[bool] = False
     type: Literal["docking"] = "docking"
@@ -253,7 +253,12 @@ class DockingComponent(ComponentBase):
     exhaustiveness: int = Field(8, ge=1, le=64)
     n_poses: int = Field(1, ge=1, le=20)
     seed: int = Field(0, ge=0, description="Vina and RDKit embedding seed: the same seed, the same scores")
-    processes: int | None = Field(None, ge=1, description="worker processes; default all cores")
+    processes: int | None = Field(
+        None,
+        ge=1,
+        description="worker processes (or Ray actors with training.executor = ray); default all cores "
+        "(ray: every CPU free on the cluster)",
+    )
     timeout_s: float = Field(300.0, gt=0, description="per ligand; a timed-out ligand scores 0")
 
     def effective_transform(self) -> TransformConfig:

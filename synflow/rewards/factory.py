@@ -4,11 +4,15 @@ Like REINVENT 4's component registry: ``BUILDERS`` maps each component class to 
 reads the config's fields and calls the scorer with plain settings (strings, numbers, tuples,
 ``DockingSettings``), so scorers never see a pydantic model and configs never import a scorer.
 A new component type is a schema in ``components``, a scorer, and one entry here.
+
+Every builder also gets the ``Placement``: where scorers that farm work out (docking) run, local
+processes or Ray actors (``training.executor``). Scorers that compute in the caller ignore it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
@@ -25,7 +29,7 @@ from synflow.rewards.components import (
     SimilarityComponent,
     SubstructureComponent,
 )
-from synflow.rewards.docking import DockingScorer, DockingSettings
+from synflow.rewards.docking import EXECUTORS, DockingScorer, DockingSettings, Executor
 from synflow.rewards.molecular import (
     PhyschemScorer,
     QedScorer,
@@ -37,60 +41,79 @@ from synflow.rewards.plugins import CommandPlugin, PythonPlugin
 from synflow.rewards.pmo import pmo_oracle
 
 
-def build_qed(component: QedComponent) -> Scorer:
+@dataclass(frozen=True)
+class Placement:
+    """Where docking runs: ``local`` worker processes, or ``ray`` actors on the cluster at
+    ``ray_address`` (a local Ray instance when None). ``ray`` is imported only for ``ray``."""
+
+    executor: Executor = "local"
+    ray_address: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, not {self.executor!r}")
+
+
+LOCAL = Placement()
+
+
+def build_qed(component: QedComponent, placement: Placement) -> Scorer:
     return QedScorer()
 
 
-def build_sa(component: SaComponent) -> Scorer:
+def build_sa(component: SaComponent, placement: Placement) -> Scorer:
     return SaScorer()
 
 
-def build_physchem(component: PhyschemComponent) -> Scorer:
+def build_physchem(component: PhyschemComponent, placement: Placement) -> Scorer:
     return PhyschemScorer(component.descriptor)
 
 
-def build_similarity(component: SimilarityComponent) -> Scorer:
+def build_similarity(component: SimilarityComponent, placement: Placement) -> Scorer:
     return SimilarityScorer(
         tuple(component.references), component.fingerprint, component.radius, component.n_bits,
         component.counts, component.aggregate,
     )
 
 
-def build_substructure(component: SubstructureComponent) -> Scorer:
+def build_substructure(component: SubstructureComponent, placement: Placement) -> Scorer:
     factor = 0.0 if component.mode == "zero" else component.penalty
     return SubstructureScorer(
         tuple(component.required), tuple(component.forbidden), factor, component.use_chirality,
     )
 
 
-def build_pmo(component: PmoComponent) -> Scorer:
+def build_pmo(component: PmoComponent, placement: Placement) -> Scorer:
     return pmo_oracle(component.task, component.legacy_isomers)
 
 
-def build_python(component: PythonComponent) -> Scorer:
+def build_python(component: PythonComponent, placement: Placement) -> Scorer:
     return PythonPlugin(
         component.label, component.target, dict(component.kwargs), component.timeout_s,
         component.molecule_timeout_s,
     )
 
 
-def build_command(component: CommandComponent) -> Scorer:
+def build_command(component: CommandComponent, placement: Placement) -> Scorer:
     return CommandPlugin(
         component.label, tuple(component.command), component.timeout_s, component.cwd,
         dict(component.env), component.molecule_timeout_s,
     )
 
 
-def build_docking(component: DockingComponent) -> Scorer:
+def build_docking(component: DockingComponent, placement: Placement) -> Scorer:
     settings = DockingSettings(
         receptor=component.receptor, center=component.center, size=component.size,
         exhaustiveness=component.exhaustiveness, n_poses=component.n_poses, seed=component.seed,
     )
-    return DockingScorer(settings, processes=component.processes, timeout_s=component.timeout_s)
+    return DockingScorer(
+        settings, processes=component.processes, timeout_s=component.timeout_s,
+        executor=placement.executor, ray_address=placement.ray_address,
+    )
 
 
-# Each builder takes exactly the component class it is listed under.
-Builder = Callable[[Any], Scorer]
+# Each builder takes exactly the component class it is listed under, and the placement.
+Builder = Callable[[Any, Placement], Scorer]
 
 BUILDERS: Mapping[type[ComponentBase], Builder] = MappingProxyType({
     QedComponent: build_qed,
@@ -105,10 +128,10 @@ BUILDERS: Mapping[type[ComponentBase], Builder] = MappingProxyType({
 })
 
 
-def build_scorer(component: ComponentBase) -> Scorer:
-    """The scorer for ``component`` (docking workers start on first use, not here)."""
+def build_scorer(component: ComponentBase, placement: Placement = LOCAL) -> Scorer:
+    """The scorer for ``component`` (docking workers or actors start on first use, not here)."""
     try:
         builder = BUILDERS[type(component)]
     except KeyError:
         raise TypeError(f"no scorer is registered for {type(component).__name__}") from None
-    return builder(component)
+    return builder(component, placement)

@@ -16,8 +16,9 @@ from reactions.smiles import parse_smiles_or_none
 from synflow.rewards.base import Scorer
 from synflow.rewards.components import ComponentBase
 from synflow.rewards.config import RewardConfig
+from synflow.rewards.docking import Executor
 from synflow.rewards.errors import BudgetExhausted, RewardPluginError
-from synflow.rewards.factory import build_scorer
+from synflow.rewards.factory import LOCAL, Placement, build_scorer
 from synflow.rewards.results import RewardBatch, log_reward
 
 
@@ -60,12 +61,14 @@ class Reward:
 
     ``score`` parses and canonicalises SMILES, looks each canonical SMILES up in its cache and scores
     only new molecules (those count as oracle calls, up to ``budget``). Invalid SMILES score 0 and
-    are not oracle calls. ``close()`` (or ``with``) stops the docking workers, if any.
+    are not oracle calls. ``close()`` (or ``with``) stops the docking workers or actors, if any.
+    ``placement``: where docking runs (local processes by default, or Ray actors).
     """
 
-    def __init__(self, config: RewardConfig) -> None:
+    def __init__(self, config: RewardConfig, placement: Placement = LOCAL) -> None:
         self.config = config
-        self._components = [_build(c) for c in config.components]
+        self.placement = placement
+        self._components = [_build(c, placement) for c in config.components]
         self._cache: dict[str, _Entry] = {}
         self.oracle_calls = 0
 
@@ -203,11 +206,19 @@ def _canonical(smiles: str) -> tuple[str, Chem.Mol] | None:
     return None if mol is None else (Chem.MolToSmiles(mol), mol)
 
 
-def _build(config: ComponentBase) -> _Component:
+def _build(config: ComponentBase, placement: Placement) -> _Component:
     keep_raw = (not config.bounded) or config.effective_transform() is not None
-    return _Component(config=config, scorer=build_scorer(config), name=config.label, keep_raw=keep_raw)
+    scorer = build_scorer(config, placement)
+    return _Component(config=config, scorer=scorer, name=config.label, keep_raw=keep_raw)
 
 
-def build_reward(config: RewardConfig) -> Reward:
-    """Build the scorers of a reward definition (docking workers start on first use)."""
-    return Reward(config)
+def build_reward(
+    config: RewardConfig, *, executor: Executor = "local", ray_address: str | None = None
+) -> Reward:
+    """Build the scorers of a reward definition (docking workers start on first use).
+
+    ``executor="ray"`` docks on Ray actors (one per ``processes`` of each docking component) on the
+    cluster at ``ray_address``, or on a local Ray instance when it is None; a Ray instance this
+    process has already joined (e.g. the trainer's) is reused. Same affinities as ``"local"``.
+    """
+    return Reward(config, Placement(executor, ray_address))
