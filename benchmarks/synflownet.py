@@ -2,6 +2,8 @@
 a bare-RDKit chemistry floor) and divergences side by side.
 
     python benchmarks/synflownet.py throughput [--steps 20]
+    python benchmarks/synflownet.py samplers [--samplers 1 2] [--blocks-per-template K] [--executor ray]
+        (actor–learner: N sampler processes against 1, exact block choice unless K is given)
     python benchmarks/synflownet.py divergences [--steps 100 --seeds 0 1 2] [--members ...]
         (uniform backward policy and exact block choice by default; resumes from --out)
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -36,7 +39,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 SETTINGS: dict[str, Any] = {"blocks": BLOCKS, "batch": 64, "max_reactions": 3, "backward": "uniform"}
 
 
-def config(steps: int, seed: int = 0, **loss: Any) -> Any:
+def config(steps: int, seed: int = 0, samplers: int = 1, **loss: Any) -> Any:
     batch = SETTINGS["batch"]
     return parse_run_config(
         {
@@ -52,7 +55,15 @@ def config(steps: int, seed: int = 0, **loss: Any) -> Any:
             },
             "model": {"hidden": 64, "layers": 2, "block_hidden": 128},
             "replay": {"fraction": 0.0},
-            "training": {"steps": steps, "batch_size": batch, "seed": seed, "lr": 1e-3, "log_every": 10_000},
+            "training": {
+                "steps": steps,
+                "batch_size": batch,
+                "seed": seed,
+                "lr": 1e-3,
+                "log_every": 10_000,
+                "samplers": samplers,
+                "executor": SETTINGS.get("executor", "local"),
+            },
         }
     )
 
@@ -126,6 +137,62 @@ def throughput(steps: int, warmup: int) -> dict[str, Any]:
         "overhead_ratio": round((sample_s / n) / (floor_s / n), 2),
         "chem_stats": trainer.chem.stats,
     }
+
+
+def _rates(trainer: Trainer, steps: int, pooled: bool) -> tuple[list[Trajectory], float, float]:
+    """(the sampled trajectories, sampled/s with sampling alone, trained/s of whole training steps)."""
+    batch = SETTINGS["batch"]
+    sampled: list[Trajectory] = []
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        sampled += trainer._pooled_draw(batch) if pooled else trainer.sample(batch)
+    sample_rate = len(sampled) / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        trainer.train_step()
+    return sampled, sample_rate, steps * batch / (time.perf_counter() - t0)
+
+
+def samplers(counts: list[int], steps: int, warmup: int) -> dict[str, Any]:
+    """Sampled and trained trajectories/s with 1 sampler (in the learner's process) and with N sampler
+    processes (``training.samplers``), each after ``warmup`` training steps, in one process, against the
+    bare-RDKit floor of the 1-sampler run's trajectories; ratios against both."""
+    out: dict[str, Any] = {
+        "block_mode": f"approximate (k = {SETTINGS['blocks_per_template']})"
+        if SETTINGS.get("blocks_per_template")
+        else "exact (every compatible block)",
+        "backward_policy": SETTINGS["backward"],
+        "executor": SETTINGS.get("executor", "local"),
+        "load_before": round(os.getloadavg()[0], 2),
+    }
+    floor = None
+    for n in counts:
+        trainer = Trainer(config(steps * 2 + warmup + 1, samplers=n))
+        try:
+            for _ in range(warmup):
+                trainer.train_step()
+            sampled, sample_rate, train_rate = _rates(trainer, steps, pooled=n > 1)
+            if floor is None:
+                floor = len(sampled) / chemistry_floor(sampled, list(trainer.chem.templates))
+                out["floor_per_s"] = round(floor, 1)
+            out[f"samplers_{n}"] = {
+                "sampled_per_s": round(sample_rate, 1),
+                "trained_per_s": round(train_rate, 1),
+                "sampled_over_floor": round(sample_rate / floor, 2),
+                "trained_over_floor": round(train_rate / floor, 2),
+                "stale_batches": trainer.stale_batches,
+                "valid_fraction": round(sum(t.valid for t in sampled) / len(sampled), 3),
+                "timers_s": {k: round(v, 2) for k, v in trainer.timers.items()},
+            }
+        finally:
+            trainer.close()
+    base = out[f"samplers_{counts[0]}"]
+    for n in counts[1:]:
+        row = out[f"samplers_{n}"]
+        row["sampled_over_first"] = round(row["sampled_per_s"] / base["sampled_per_s"], 2)
+        row["trained_over_first"] = round(row["trained_per_s"] / base["trained_per_s"], 2)
+    out["load_after"] = round(os.getloadavg()[0], 2)
+    return out
 
 
 def block_choice(steps: int, warmup: int) -> dict[str, Any]:
@@ -262,7 +329,11 @@ def divergence_table(report: dict[str, Any]) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=["throughput", "divergences", "blocks"])
+    parser.add_argument("what", choices=["throughput", "divergences", "blocks", "samplers"])
+    parser.add_argument(
+        "--samplers", type=int, nargs="+", default=[1, 2], help="samplers: the counts to compare"
+    )
+    parser.add_argument("--executor", choices=["local", "ray"], default="local")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
@@ -284,7 +355,11 @@ def main() -> None:
         blocks=args.blocks, batch=args.batch, max_reactions=args.max_reactions, backward=args.backward
     )
     configure_torch_threads()
-    if args.what == "throughput":
+    SETTINGS["executor"] = args.executor
+    if args.what == "samplers":
+        SETTINGS["blocks_per_template"] = args.blocks_per_template
+        result = samplers(args.samplers, args.steps, args.warmup)
+    elif args.what == "throughput":
         result = throughput(args.steps, args.warmup)
     elif args.what == "blocks":
         result = block_choice(args.steps, args.warmup)

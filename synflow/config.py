@@ -217,6 +217,42 @@ class TrainingConfig(_Section):
         description="f-TB updates per batch of new molecules: the first on the batch (with its replay "
         "share), the others on batches drawn from replay (off-policy)",
     )
+    samplers: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="sampler processes (actors) drawing trajectories for one learner: 1 samples in the "
+        "learner's process, in turn with training (bit-exact resume); N > 1 samples in N processes with "
+        "a recent copy of the policy while the learner trains (off-policy by at most max_staleness steps)",
+    )
+    executor: Literal["local", "ray"] = Field(
+        "local",
+        description="where samplers (samplers > 1) and docking scorers run: local processes, or Ray actors "
+        "(pip install 'synflow[ray]'), on a cluster when ray_address is set",
+    )
+    ray_address: str | None = Field(
+        None,
+        description="an existing Ray cluster ('auto', 'ray://head:10001', 'host:6379'); unset: a local Ray "
+        "instance started by the run (executor = ray only)",
+    )
+    max_staleness: int = Field(
+        4,
+        ge=0,
+        description="samplers > 1: batches drawn with a policy more than this many learner steps old are "
+        "dropped (counted in the metric stale_batches), never trained on",
+    )
+    sync_every: int = Field(
+        1, ge=1, description="samplers > 1: the learner sends its policy to a sampler every N learner steps"
+    )
+
+    @model_validator(mode="after")
+    def _sync_before_stale(self) -> TrainingConfig:
+        if self.sync_every > max(self.max_staleness, 1):
+            raise ValueError(
+                f"sync_every ({self.sync_every}) must not exceed max_staleness ({self.max_staleness}): "
+                "batches drawn with weights sent that rarely would all be dropped as stale"
+            )
+        return self
 
 
 class MetricsConfig(_Section):

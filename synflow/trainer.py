@@ -12,9 +12,12 @@ state and the step, so a resumed run continues exactly where the interrupted one
 from __future__ import annotations
 
 import copy
+import itertools
+import logging
 import math
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,39 +25,32 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.featurize import BlockFeatures, MolFeaturizer
+from models.featurize import MolFeaturizer
 from models.policy import SynthesisPolicy
-from reactions.index import build_compatibility_index
-from reactions.library import default_library, load_building_blocks
 from reactions.similarity import ecfp4_generator, packed_ecfp4_bytes
 from reactions.smiles import inchikey
-from reactions.templates import default_template_set, load_template_set
+from synflow.actors import DrawRequest, SamplerLost, SamplerPool, open_sampler_pool
+from synflow.assembly import build_policy, load_chemistry
 from synflow.callbacks import SampledMolecule, StopReason, TrainerCallback, TrainingOutcome
 from synflow.checkpoint import CHECKPOINT_NAME, read_checkpoint, write_checkpoint
 from synflow.chemistry import SynthesisChemistry
-from synflow.config import EnvironmentConfig, RunConfig, SamplingConfig, parse_run_config
+from synflow.config import RunConfig, SamplingConfig, parse_run_config
 from synflow.env import SynthesisEnv
 from synflow.genetic import RouteGenetics
 from synflow.losses import Divergence, ftb_loss
 from synflow.metrics import MetricsTracker
 from synflow.objective import backward_log_probs, forward_log_probs
-from synflow.policy_runner import PolicyRunner
+from synflow.policy_runner import PolicyRunner, to_device
 from synflow.replay import ReplayBuffer
-from synflow.rewards import Reward, build_reward, log_reward
+from synflow.rewards import Reward, build_reward
 from synflow.runtime import resolve_device
 from synflow.sampler import SamplerSettings, TrajectorySampler, backward_trajectory
 from synflow.schedules import beta_range, divergence_at, exploration_at, lr_factor, sample_betas
-from synflow.trajectory import Trajectory
+from synflow.trajectory import Trajectory, score_trajectories
 
 __all__ = ["Trainer", "load_chemistry"]
 
-
-def load_chemistry(env: EnvironmentConfig) -> SynthesisChemistry:
-    """Library, templates and compatibility index named by the config (bundled defaults if unset)."""
-    library = load_building_blocks(env.building_blocks) if env.building_blocks else default_library()
-    templates = load_template_set(env.templates) if env.templates else default_template_set()
-    index = build_compatibility_index(library, templates, cache_dir=env.cache_dir)
-    return SynthesisChemistry(library, templates, index, env.max_reactions, env.min_reactions)
+log = logging.getLogger("synflow.trainer")
 
 
 def balance_diagnostics(
@@ -96,7 +92,11 @@ class Trainer:
         self._seed(config.training.seed)
         self.chem = chemistry or load_chemistry(config.environment)
         self.env = SynthesisEnv(self.chem, verify_retro=config.environment.backward_policy != "route")
-        self.reward = reward or build_reward(config.reward)
+        # docking scorers run where the samplers do (local processes, or Ray actors)
+        self.reward = reward or build_reward(
+            config.reward, executor=config.training.executor, ray_address=config.training.ray_address
+        )
+        self._owns_reward = reward is None
         self.beta_range = beta_range(config.conditioning, config.reward.beta)
         self.model = self._build_model().to(self.device)
         self.sampling_model = copy.deepcopy(self.model) if config.training.ema is not None else self.model
@@ -116,6 +116,18 @@ class Trainer:
         self._last_online: list[Trajectory] = []
         self._inchikeys: dict[str, str] = {}  # once per molecule ("": RDKit made none), for the store
         self.trajectories_trained = 0
+        # actor–learner (training.samplers > 1): started on the first step, closed by run()/close()
+        self._pool: SamplerPool | None = None
+        self._pool_versions: dict[int, int] = {}  # sampler → learner step of the weights it holds
+        self._pool_weights: tuple[int, dict[str, torch.Tensor]] | None = None
+        self._pool_requests = itertools.count()
+        self._pool_unverified: dict[int, int] = {}
+        self._pool_calls: dict[int, int] = {}  # oracle calls each sampler made (when samplers score)
+        self._sampler_calls = 0
+        self._fingerprints_ahead: dict[str, bytes | None] = {}  # from samplers, for this step's records
+        self.stale_batches = 0
+        self.samplers_lost = 0
+        self.staleness: Counter[int] = Counter()  # learner steps behind, per batch trained on
 
     # -- construction ------------------------------------------------------------------------
     def _seed(self, seed: int) -> None:
@@ -125,22 +137,7 @@ class Trainer:
         self.rng = np.random.default_rng(seed)
 
     def _build_model(self) -> SynthesisPolicy:
-        lib = self.chem.library
-        self.block_features = BlockFeatures(lib.fingerprints, lib.n_bits, lib.descriptors)
-        m = self.config.model
-        model = SynthesisPolicy(
-            n_templates=len(self.chem.templates),
-            max_depth=self.chem.max_reactions,
-            fp_dim=self.block_features.fp_dim,
-            desc_dim=self.block_features.desc_dim,
-            beta_range=self.beta_range,
-            hidden=m.hidden,
-            layers=m.layers,
-            conv=m.conv,
-            block_hidden=m.block_hidden,
-            thermometer_bins=self.config.conditioning.thermometer_bins,
-        )
-        model.blocks.set_descriptor_stats(*self.block_features.descriptor_stats())
+        model, self.block_features = build_policy(self.config, self.chem)
         return model
 
     def _build_optimizer(self) -> torch.optim.Optimizer:
@@ -182,19 +179,7 @@ class Trainer:
     def score(self, trajs: list[Trajectory]) -> None:
         """Reward every valid molecule; one the budget left unscored gets ``scored = False``."""
         t0 = time.perf_counter()
-        valid = [t for t in trajs if t.valid]
-        floor = self.config.reward.log_reward_floor
-        batch = self.reward.score([t.smiles for t in valid if t.smiles is not None]) if valid else None
-        for i, t in enumerate(valid):
-            assert batch is not None
-            t.scored = bool(batch.scored[i])
-            t.reward = float(batch.reward[i])
-            t.scores = {k: float(v[i]) for k, v in batch.scores.items()}
-            t.reward_error = batch.errors[i] if batch.errors else None
-            t.log_reward = float(log_reward([t.reward], t.beta, floor)[0])
-        for t in trajs:
-            if not t.valid:
-                t.log_reward = floor
+        score_trajectories(self.reward, trajs, self.config.reward.log_reward_floor)
         self.timers["reward"] += time.perf_counter() - t0
 
     def _record(
@@ -204,7 +189,7 @@ class Trainer:
         new, samples = [], []
         # The store's similarity fingerprint, once per molecule and step: not kept across steps like
         # the InChIKey (256 bytes a molecule would grow with the run; recomputing one is 0.1 ms).
-        fingerprints: dict[str, bytes | None] = {}
+        fingerprints, self._fingerprints_ahead = self._fingerprints_ahead, {}  # the samplers' (if any)
         generator = ecfp4_generator()
         for t in trajs:
             first = self.metrics.update(t.smiles, t.reward, t.n_reactions)
@@ -251,7 +236,12 @@ class Trainer:
         b = cfg.training.batch_size
         use_replay = len(self.replay) >= max(1, cfg.replay.warmup) and cfg.replay.fraction > 0
         n_replay = round(cfg.replay.fraction * b) if use_replay else 0
-        drawn = self.sample(b - n_replay, cfg.training.temperature, exploration_at(cfg.training, self.step))
+        if cfg.training.samplers > 1:
+            drawn = self._pooled_draw(b - n_replay)
+        else:
+            drawn = self.sample(
+                b - n_replay, cfg.training.temperature, exploration_at(cfg.training, self.step)
+            )
         online = [t for t in drawn if t.scored]
         searched, accepted, search_info = self._search(online)
         new, samples = self._record(online + searched, self.step)
@@ -266,11 +256,101 @@ class Trainer:
         self._last_online = online
         info.update(search_info)
         info["unscored"] = float(len(drawn) - len(online))
-        info["unverified_products"] = float(sum(self.env.unverified.values()))
-        info["oracle_calls"] = float(self.reward.oracle_calls)
+        info["unverified_products"] = float(
+            sum(self.env.unverified.values()) + sum(self._pool_unverified.values())
+        )
+        if cfg.training.samplers > 1:
+            info["stale_batches"] = float(self.stale_batches)
+            info["samplers_lost"] = float(self.samplers_lost)
+            batches = sum(self.staleness.values())
+            info["mean_staleness"] = sum(k * v for k, v in self.staleness.items()) / max(batches, 1)
+        info["oracle_calls"] = float(self.reward.oracle_calls + self._sampler_calls)
         self.step += 1
         self._report(new, samples)
         return info
+
+    # -- actor–learner ------------------------------------------------------------------------
+    def _pooled_draw(self, n: int) -> list[Trajectory]:
+        """The next batch from the sampler pool, scored (``training.samplers`` > 1).
+
+        The sampler that delivered it gets its next request at once, with the newest weights, so it
+        samples while this batch trains. A batch drawn with weights more than ``max_staleness``
+        learner steps old is dropped; a sampler that died is replaced and its request re-issued.
+        """
+        t = self.config.training
+        if self._pool is None:
+            self._pool = open_sampler_pool(self.config, self.chem)
+            for worker in range(self._pool.n):
+                self._submit(worker, n)
+        t0 = time.perf_counter()
+        while True:
+            try:
+                result = self._pool.next_result()
+            except SamplerLost as lost:
+                log.warning("%s; starting a new one and re-issuing its request", lost)
+                self.samplers_lost += 1
+                self._pool.restart(lost.worker)
+                self._pool_versions.pop(lost.worker, None)
+                self._pool_calls.pop(lost.worker, None)
+                self._submit(lost.worker, n)
+                continue
+            assert result is not None
+            self._submit(result.worker, n)
+            if self.step - result.version <= t.max_staleness:
+                self.staleness[self.step - result.version] += 1
+                break
+            self.stale_batches += 1
+        self.timers["sampler_wait"] = self.timers.get("sampler_wait", 0.0) + time.perf_counter() - t0
+        for key, seconds in result.timers.items():
+            self.timers[f"sampler_{key}"] = self.timers.get(f"sampler_{key}", 0.0) + seconds
+        self._pool_unverified[result.worker] = result.unverified
+        if result.oracle_calls is None:
+            self.score(result.trajectories)
+        else:  # scored by the sampler (no budget, no docking: see synflow.actors.scores_in_samplers)
+            self._sampler_calls += result.oracle_calls - self._pool_calls.get(result.worker, 0)
+            self._pool_calls[result.worker] = result.oracle_calls
+        if result.graphs is not None:
+            self.runner.featurizer.preload(result.graphs)
+        for smiles, (key, fingerprint) in result.identities.items():
+            self._inchikeys.setdefault(smiles, key)
+            self._fingerprints_ahead[smiles] = fingerprint
+        return result.trajectories
+
+    def _submit(self, worker: int, n: int) -> None:
+        """Give ``worker`` its next draw; the weights go along every ``sync_every`` learner steps."""
+        assert self._pool is not None
+        t = self.config.training
+        held = self._pool_versions.get(worker)
+        weights = None
+        if held is None or self.step - held >= t.sync_every:
+            if self._pool_weights is None or self._pool_weights[0] != self.step:
+                state = self.sampling_model.state_dict()
+                self._pool_weights = (self.step, {k: v.detach().cpu().clone() for k, v in state.items()})
+            weights = self._pool_weights[1]
+            held = self._pool_versions[worker] = self.step
+        blocks = self.config.environment.blocks_per_template
+        settings = SamplerSettings(blocks, t.temperature, exploration_at(t, self.step))
+        seed = (t.seed, self.step, worker, next(self._pool_requests))  # a resumed run draws anew
+        self._pool.submit(worker, DrawRequest(n, held, seed, settings, weights))
+
+    def close(self) -> None:
+        """Stop the sampler pool and the reward's scorers (docking workers or actors) this trainer
+        started. ``run`` stops the pool when it returns; the reward stays usable until this."""
+        self._close_pool()
+        if self._owns_reward:
+            self.reward.close()
+
+    def _close_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+            self._pool_versions.clear()
+
+    def __enter__(self) -> Trainer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _search(
         self, online: list[Trajectory]
@@ -358,30 +438,40 @@ class Trainer:
         training step: the extra inner updates of a step leave it where it is)."""
         t0 = time.perf_counter()
         self.model.train()
-        loss, info = self.loss(batch)
+        loss, figures = self._loss(batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if self.config.training.grad_clip is not None:
-            info["grad_norm"] = float(
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.training.grad_clip)
-            )
+        grad_norm, clip = None, self.config.training.grad_clip
+        if clip is not None:
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
         self.optimizer.step()
         if schedule:
             self.scheduler.step()
         self._update_ema()
+        # The figures are read only now: on a GPU, reading one (a sync) before the backward pass would
+        # leave the GPU idle while the CPU queues the backward pass and the optimiser step.
+        info = figures()
+        if grad_norm is not None:
+            info["grad_norm"] = float(grad_norm)
         self.trajectories_trained += len(batch)
         self.timers["network"] += time.perf_counter() - t0
         return info
 
     def loss(self, batch: list[Trajectory]) -> tuple[torch.Tensor, dict[str, float]]:
         """The f-TB loss of a batch (plus −log P_B for the maximum-likelihood backward policy)."""
+        loss, figures = self._loss(batch)
+        return loss, figures()
+
+    def _loss(self, batch: list[Trajectory]) -> tuple[torch.Tensor, Callable[[], dict[str, float]]]:
+        """The loss, and a function that reads the batch's figures (later: reading syncs a GPU)."""
         dev = self.device
         log_pf = forward_log_probs(self.runner, self.model, batch)
-        log_r = torch.tensor([t.log_reward for t in batch], device=dev)
-        beta = torch.tensor([t.beta for t in batch], device=dev)
+        columns = [[t.log_reward for t in batch], [t.beta for t in batch], [t.uniform_log_pb for t in batch]]
+        # one non-blocking copy for the three (three torch.tensor(..., device=cuda) calls sync thrice)
+        log_r, beta, uniform_log_pb = to_device([torch.tensor(c) for c in columns], dev)
         backward_loss = torch.zeros((), device=dev)
         if self.config.environment.backward_policy != "maximum_likelihood":  # uniform, or route (0)
-            log_pb = torch.tensor([t.uniform_log_pb for t in batch], device=dev)
+            log_pb = uniform_log_pb
         else:
             learned = backward_log_probs(self.runner, self.model, batch)
             log_pb = learned.detach()
@@ -390,15 +480,19 @@ class Trainer:
         div = divergence_at(self.config.loss, self.step)
         out = ftb_loss(log_pf, log_pb, log_r, div, log_z=log_z, temper=self.config.loss.temper)
         loss = out.loss + self.config.loss.backward_policy_weight * backward_loss
-        info = {
-            "loss": float(out.loss.detach()),
-            "log_z": float(out.log_z),
-            "delta_abs": float(out.delta.detach().abs().mean()),
-            "backward_loss": float(backward_loss.detach()),
-            "lr": float(self.scheduler.get_last_lr()[0]),
-            **balance_diagnostics(log_pf.detach(), log_pb, log_r, out.delta.detach(), div),
-        }
-        return loss, info
+        lr = float(self.scheduler.get_last_lr()[0])  # before the step that may change it
+
+        def figures() -> dict[str, float]:
+            return {
+                "loss": float(out.loss.detach()),
+                "log_z": float(out.log_z),
+                "delta_abs": float(out.delta.detach().abs().mean()),
+                "backward_loss": float(backward_loss.detach()),
+                "lr": lr,
+                **balance_diagnostics(log_pf.detach(), log_pb, log_r, out.delta.detach(), div),
+            }
+
+        return loss, figures
 
     @torch.no_grad()
     def sampler_balance(self, trajs: list[Trajectory]) -> dict[str, float]:
@@ -491,6 +585,12 @@ class Trainer:
     def run(self, steps: int | None = None) -> TrainingOutcome:
         """Train until ``steps`` (default ``training.steps``), the oracle budget is spent, or a
         callback asks to stop; returns why, at which step, and the final metrics."""
+        try:
+            return self._run(steps)
+        finally:
+            self._close_pool()
+
+    def _run(self, steps: int | None) -> TrainingOutcome:
         total = self.config.training.steps if steps is None else steps
         t = self.config.training
         last_checkpoint = time.monotonic()
@@ -536,6 +636,7 @@ class Trainer:
         assert self.checkpoint_dir is not None
         path = self.checkpoint_dir / CHECKPOINT_NAME
         self.save_checkpoint(path)
+        self.chem.flush_store()  # retro-analyses made so far, for the resumed run and later ones
         for cb in self.callbacks:
             cb.on_checkpoint(self.step, path)
 
@@ -606,7 +707,10 @@ class Trainer:
         return True
 
     def load_checkpoint(self, path: str | Path) -> None:
-        self.load_state(read_checkpoint(path, self.device))
+        # Read onto the CPU whatever the device: load_state_dict copies the weights and the optimiser
+        # state to the model's device, and the RNG states must stay CPU tensors (mapped to CUDA,
+        # torch.set_rng_state raises "RNG state must be a torch.ByteTensor").
+        self.load_state(read_checkpoint(path))
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.step = state["step"]
@@ -627,7 +731,8 @@ class Trainer:
         rng = state["rng"]
         random.setstate(rng["python"])
         np.random.set_state(rng["numpy"])
-        torch.set_rng_state(rng["torch"])
+        torch.set_rng_state(rng["torch"].cpu())
         self.rng.bit_generator.state = rng["generator"]
         if rng.get("cuda") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
+            for index, cuda_state in enumerate(rng["cuda"][: torch.cuda.device_count()]):
+                torch.cuda.set_rng_state(cuda_state.cpu(), index)

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from synflow.env import Action, State
+from synflow.rewards import Reward, log_reward
 
-__all__ = ["BackwardChoice", "Step", "Trajectory"]
+__all__ = ["BackwardChoice", "Step", "Trajectory", "score_trajectories"]
 
 
 @dataclass(slots=True)
@@ -53,3 +54,20 @@ class Trajectory:
     def uniform_log_pb(self) -> float:
         """Σ log P_B under the uniform backward policy over verified, reachable parents."""
         return -float(sum(np.log(len(b.parents)) for b in self.backward))
+
+
+def score_trajectories(reward: Reward, trajs: list[Trajectory], floor: float) -> None:
+    """Reward every valid molecule (log R = β log r, floored); one the budget left unscored gets
+    ``scored = False``; invalid trajectories get the floor."""
+    valid = [t for t in trajs if t.valid]
+    batch = reward.score([t.smiles for t in valid if t.smiles is not None]) if valid else None
+    for i, t in enumerate(valid):
+        assert batch is not None
+        t.scored = bool(batch.scored[i])
+        t.reward = float(batch.reward[i])
+        t.scores = {k: float(v[i]) for k, v in batch.scores.items()}
+        t.reward_error = batch.errors[i] if batch.errors else None
+        t.log_reward = float(log_reward([t.reward], t.beta, floor)[0])
+    for t in trajs:
+        if not t.valid:
+            t.log_reward = floor

@@ -10,6 +10,7 @@ fenced ``python`` block must resolve. Running the commands themselves is ``test_
 from __future__ import annotations
 
 import importlib
+import json
 import re
 import shlex
 from pathlib import Path
@@ -149,3 +150,14 @@ def test_python_examples_import_what_exists() -> None:
             loaded = importlib.import_module(module)
             for name in (n.strip() for n in names.split(",")):
                 assert hasattr(loaded, name), f"{module} has no {name}"
+
+
+def test_json_fragments_of_a_run_config_validate() -> None:
+    """A fenced ``json`` block that shows one RunConfig section (``"training": {...}``) validates."""
+    from synflow.config import RunConfig
+
+    fragments = [b for b in fenced_blocks("json") if b.lstrip().startswith('"')]
+    assert fragments, "the samplers example is in the README"
+    for fragment in fragments:
+        body = json.loads("{" + fragment + "}")
+        RunConfig.model_validate({"reward": {"components": [{"type": "qed"}]}, **body})

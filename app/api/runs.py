@@ -125,7 +125,9 @@ def cancel_run(run_id: str, session: Session = SESSION) -> RunOut:
 
 
 def _check_code(config: RunConfig, settings: Settings) -> None:
-    check_code_allowed(config, settings.allowed_python_targets, settings.allowed_commands)
+    check_code_allowed(
+        config, settings.allowed_python_targets, settings.allowed_commands, settings.ray_address
+    )
 
 
 @router.post("/{run_id}/resume", status_code=202, response_model=RunOut)

@@ -106,10 +106,10 @@ def register(cli: typer.Typer) -> None:
             task = progress.add_task("training", total=run_config.training.steps, live="")
             writer = JsonlWriter(out, progress, task)
             try:
-                trainer = Trainer(run_config, callbacks=[writer], checkpoint_dir=out / "checkpoints")
-                if resume:
-                    trainer.resume()
-                outcome = trainer.run()
+                with Trainer(run_config, callbacks=[writer], checkpoint_dir=out / "checkpoints") as trainer:
+                    if resume:
+                        trainer.resume()
+                    outcome = trainer.run()
             finally:
                 writer.close()
         summary = {**outcome.metrics, "step": outcome.step, "stop_reason": outcome.message}

@@ -64,6 +64,11 @@ class Settings(BaseSettings):
         description="python reward targets API callers may use: 'package.module:function', or "
         "'package.module:*' for every function of a module",
     )
+    ray_address: str | None = Field(
+        None,
+        description="the Ray cluster ('auto', 'ray://head:10001', 'host:6379') that runs with "
+        "training.executor = 'ray' use; unset: each such run starts a local Ray on its worker",
+    )
     allowed_commands: list[str] = Field(
         default_factory=list,
         description="executables (a command reward's first argument, matched exactly) API callers may run; "

@@ -40,11 +40,20 @@ def check_paths(config: RunConfig, data_dir: Path) -> None:
         raise ConfigError(errors)
 
 
-def check_code_allowed(config: RunConfig, python_targets: list[str], commands: list[str]) -> None:
+def check_code_allowed(
+    config: RunConfig, python_targets: list[str], commands: list[str], ray_address: str | None = None
+) -> None:
     """Every ``python`` reward target must match an allowed pattern (exact, or ``module:*``) and every
     ``command`` reward's executable must be an allowed one, exactly; a command may not set ``env``
-    (LD_PRELOAD and friends would run other code). Raises ``CodeNotAllowed`` naming each field."""
+    (LD_PRELOAD and friends would run other code). A run may name no Ray cluster but the server's own
+    (``ray_address``): a worker unpickles what the cluster's actors send back, so a cluster of the
+    caller's choosing could run code on it. Raises ``CodeNotAllowed`` naming each field."""
     errors = []
+    wanted = config.training.ray_address
+    if wanted is not None and wanted != ray_address:
+        errors.append(
+            ("training.ray_address", "a run can only use the server's Ray cluster (leave it unset)")
+        )
     for i, component in enumerate(config.reward.components):
         where = f"reward.components.{i}"
         if component.type == "python" and not any(fnmatchcase(component.target, p) for p in python_targets):

@@ -26,6 +26,7 @@ from app.runs.lifecycle import RunStatus, finish, renew_lease
 from app.runs.store import write_metrics, write_molecules
 from synflow.callbacks import SampledMolecule, TrainerCallback, TrainingOutcome
 from synflow.checkpoint import CHECKPOINT_NAME
+from synflow.config import RunConfig
 from synflow.runtime import resolve_device
 from synflow.trainer import Trainer
 
@@ -138,6 +139,18 @@ def execute_run(
         beat.join(timeout=5)
 
 
+def _with_server_defaults(config: RunConfig, settings: Settings) -> RunConfig:
+    """What the server supplies to a run that leaves it unset (the stored config is not changed):
+    its Ray cluster, and a cache under the data directory, so the compatibility index and the
+    retro-analysis store are shared by every run on the same library and templates."""
+    training, environment = config.training, config.environment
+    if training.executor == "ray" and training.ray_address is None and settings.ray_address:
+        training = training.model_copy(update={"ray_address": settings.ray_address})
+    if environment.cache_dir is None:
+        environment = environment.model_copy(update={"cache_dir": settings.data_dir / "cache"})
+    return config.model_copy(update={"training": training, "environment": environment})
+
+
 def _record_failure(execution: RunExecution, error: Exception) -> None:
     log.exception("run %s failed", execution.run_id)
     message = f"{type(error).__name__}: {error}"
@@ -160,17 +173,18 @@ def _dispatch(db: Database, settings: Settings, execution: RunExecution) -> Trai
             checkpoint = settings.checkpoint_root() / str(parent_id) / CHECKPOINT_NAME
             if not checkpoint.exists():
                 raise FileNotFoundError(f"no checkpoint at {checkpoint}")
-            trainer = Trainer.from_checkpoint(checkpoint, callbacks=[execution])
-            execution.renew(device=str(trainer.device))
-            return trainer.draw(sampling)
+            with Trainer.from_checkpoint(checkpoint, callbacks=[execution]) as trainer:
+                execution.renew(device=str(trainer.device))
+                return trainer.draw(sampling)
         assert config is not None
+        config = _with_server_defaults(config, settings)
         execution.renew(device=str(resolve_device(config.training.device)))
         run_dir = settings.checkpoint_root() / execution.run_id
         run_dir.mkdir(parents=True, exist_ok=True)
-        trainer = Trainer(config, callbacks=[execution], checkpoint_dir=run_dir)
-        # The run's own folder is the truth: a worker killed between writing a checkpoint and
-        # recording it leaves a newer file than the row says.
-        trainer.resume()
-        return trainer.run()
+        with Trainer(config, callbacks=[execution], checkpoint_dir=run_dir) as trainer:
+            # The run's own folder is the truth: a worker killed between writing a checkpoint and
+            # recording it leaves a newer file than the row says.
+            trainer.resume()
+            return trainer.run()
     finally:
         torch.set_num_threads(threads)

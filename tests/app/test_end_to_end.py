@@ -14,9 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 from rdkit import Chem
-from rdkit.Chem import QED, AllChem
+from rdkit.Chem import QED
 
 from devsupport.postgres import free_port
+from tests.routes import route_replays
 
 TINY_QED_RUN = {
     "name": "e2e",
@@ -91,37 +92,6 @@ def _wait_finished(client: httpx.Client, run_id: str, timeout: float = 240) -> d
     pytest.fail(f"run {run_id} did not finish in {timeout} s: {run}")
 
 
-def _replays(route: dict) -> bool:
-    """DESIGN.md: running each step's template on its reactants gives the step's product."""
-    current = None
-    for step in route["steps"]:
-        if step["action"] == "start":
-            current = step["product"]
-            continue
-        rxn = AllChem.ReactionFromSmarts(step["template"]["smarts"])
-        reactants = (
-            [current]
-            if step["action"] == "react_uni"
-            else (
-                [current, step["building_block"]["smiles"]]
-                if step["slot"] == 0
-                else [step["building_block"]["smiles"], current]
-            )
-        )
-        products = set()
-        for outcome in rxn.RunReactants([Chem.MolFromSmiles(s) for s in reactants]):
-            for mol in outcome:
-                try:
-                    Chem.SanitizeMol(mol)
-                    products.add(Chem.MolToSmiles(mol))
-                except Exception:  # RDKit raises several types for unsanitisable outcomes
-                    continue
-        if Chem.CanonSmiles(step["product"]) not in {Chem.CanonSmiles(p) for p in products}:
-            return False
-        current = step["product"]
-    return True
-
-
 def test_design_flow_over_http(server: httpx.Client) -> None:
     created = server.post("/api/v1/runs", json=TINY_QED_RUN)
     assert created.status_code == 201, created.text
@@ -149,7 +119,7 @@ def test_design_flow_over_http(server: httpx.Client) -> None:
     best = molecules[0]
     assert abs(best["scores"]["qed"] - QED.qed(Chem.MolFromSmiles(best["smiles"]))) < 1e-6
     detail = server.get(f"/api/v1/molecules/{best['id']}").json()
-    assert detail["route"]["steps"][-1]["product"] == best["smiles"] and _replays(detail["route"])
+    assert detail["route"]["steps"][-1]["product"] == best["smiles"] and route_replays(detail["route"])
     svg = server.get(f"/api/v1/molecules/{best['id']}/svg")
     assert svg.status_code == 200 and "<svg" in svg.text
     sdf = server.get(f"/api/v1/runs/{run_id}/export", params={"format": "sdf"}).text

@@ -91,6 +91,15 @@ def test_trained_sampler_draws_molecules_in_proportion_to_the_reward(
     assert balance["log_p_corr"] > 0.95 and balance["log_p_error"] < 0.2, balance
 
 
+def test_two_sampler_processes_train_to_the_same_optimum() -> None:
+    """Actor–learner (``training.samplers: 2``): batches drawn with weights up to ``max_staleness``
+    learner steps old are off-policy data, and f-TB's minimiser is still p ∝ R."""
+    trainer = train(600, training={"samplers": 2, "max_staleness": 4})
+    assert sum(trainer.staleness.values()) == 600 and max(trainer.staleness) <= 4
+    assert sum(k * v for k, v in trainer.staleness.items()) > 0, "some batches were stale"
+    assert l1_to_target(trainer) < TOLERANCE
+
+
 def enumerated_molecules(trainer: Trainer) -> list[Any]:
     """One scored trajectory per valid molecule of the setting."""
     trajs = [t for t in enumerate_trajectories(trainer.env, beta=trainer.config.reward.beta) if t.valid]

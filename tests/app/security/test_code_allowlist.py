@@ -91,6 +91,26 @@ def test_a_server_without_an_allowlist_refuses_all_code(server: Server) -> None:
         assert response.status_code == 403, response.text
 
 
+def test_a_run_cannot_name_a_ray_cluster_other_than_the_servers(allowing: Server, server: Server) -> None:
+    """A worker unpickles what a Ray cluster's actors send: a caller's own cluster could run code on it.
+    Neither server here sets ``ray_address``; a run that leaves it unset uses the server's (or a
+    local Ray)."""
+    body = {
+        "reward": {"components": [{"type": "qed"}]},
+        "training": {"steps": 2, "batch_size": 2, "samplers": 2, "executor": "ray"},
+    }
+    for running in (allowing, server):
+        before = _run_count(running)
+        named = {**body, "training": {**body["training"], "ray_address": "ray://evil.example:10001"}}
+        response = running.client.post("/api/v1/runs", json=named)
+        assert response.status_code == 403, response.text
+        assert [e["field"] for e in response.json()["errors"]] == ["training.ray_address"]
+        assert _run_count(running) == before, "nothing stored"
+    created = server.client.post("/api/v1/runs", json=body)
+    assert created.status_code == 201, created.text
+    assert server.client.post(f"/api/v1/runs/{created.json()['id']}/cancel").status_code == 202
+
+
 def test_resume_and_sample_check_a_stored_run_against_todays_list(allowing: Server) -> None:
     """A run stored before the list changed (here: written straight to the database) is not resumed
     or sampled from through the API."""
