@@ -38,9 +38,7 @@ def _label(samplers: int, staleness: int) -> str:
 
 
 def _staleness(trainer: Trainer) -> dict[str, float]:
-    batches = sum(trainer.staleness.values())
-    mean = sum(k * v for k, v in trainer.staleness.items()) / batches if batches else 0.0
-    return {"mean_staleness": round(mean, 2), "stale_dropped": trainer.stale_batches}
+    return {"mean_staleness": round(trainer.mean_staleness, 2), "stale_dropped": trainer.stale_batches}
 
 
 def exact(steps: int, seeds: list[int]) -> dict[str, Any]:

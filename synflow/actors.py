@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
@@ -214,25 +215,29 @@ def seeded_streams(seed: tuple[int, ...]) -> np.random.Generator:
     return np.random.default_rng(list(seed))
 
 
-class SamplerPool:
+class SamplerPool(ABC):
     """``n`` samplers behind one interface: ``submit`` a request to a sampler that holds none,
     ``next_result`` blocks until one finishes (raising ``SamplerLost`` for one that died, after
-    which ``restart`` gives that slot a fresh sampler)."""
+    which ``restart`` gives that slot a fresh sampler). ``LocalSamplerPool`` and ``RaySamplerPool``
+    implement it."""
 
     n: int
 
+    @abstractmethod
     def submit(self, worker: int, request: DrawRequest) -> None:
-        raise NotImplementedError
+        """Send ``request`` to ``worker`` (which holds no other)."""
 
+    @abstractmethod
     def next_result(self, timeout: float | None = None) -> DrawResult | None:
         """A finished draw, or None after ``timeout`` seconds."""
-        raise NotImplementedError
 
+    @abstractmethod
     def restart(self, worker: int) -> None:
-        raise NotImplementedError
+        """Replace ``worker`` with a fresh sampler (its request, if any, is forgotten)."""
 
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Stop every sampler."""
 
 
 # -- local processes ---------------------------------------------------------------------------

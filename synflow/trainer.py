@@ -262,8 +262,7 @@ class Trainer:
         if cfg.training.samplers > 1:
             info["stale_batches"] = float(self.stale_batches)
             info["samplers_lost"] = float(self.samplers_lost)
-            batches = sum(self.staleness.values())
-            info["mean_staleness"] = sum(k * v for k, v in self.staleness.items()) / max(batches, 1)
+            info["mean_staleness"] = self.mean_staleness
         info["oracle_calls"] = float(self.reward.oracle_calls + self._sampler_calls)
         self.step += 1
         self._report(new, samples)
@@ -315,6 +314,12 @@ class Trainer:
             self._inchikeys.setdefault(smiles, key)
             self._fingerprints_ahead[smiles] = fingerprint
         return result.trajectories
+
+    @property
+    def mean_staleness(self) -> float:
+        """How many learner steps old the trained batches' weights were, on average (0 with 1 sampler)."""
+        batches = sum(self.staleness.values())
+        return sum(k * v for k, v in self.staleness.items()) / batches if batches else 0.0
 
     def _submit(self, worker: int, n: int) -> None:
         """Give ``worker`` its next draw; the weights go along every ``sync_every`` learner steps."""
