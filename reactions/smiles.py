@@ -73,6 +73,9 @@ def parse_smiles(smiles: str, limits: InputLimits | None = None) -> Chem.Mol:
             Chem.SanitizeMol(raw)
         except Exception as error:  # RDKit raises several exception classes for chemistry problems
             raise SmilesError(f"{shown!r} is not a valid molecule: {error}") from None
+        # MolFromSmiles perceives stereo after sanitising; without this double-bond stereo is left
+        # unassigned and the InChIKey loses its stereo layer (C/C=C/C would key as but-2-ene).
+        Chem.AssignStereochemistry(raw, cleanIt=True, force=True)
     # The same molecule MolFromSmiles would give (sanitised, explicit hydrogens merged).
     return Chem.RemoveHs(raw) if _has_explicit_h_atoms(raw) else raw
 
