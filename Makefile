@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run demo test test-exact docker-check lint bench-quick fuzz clean
+.PHONY: install run demo test test-exact test-long docker-check lint bench-quick fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,11 +27,15 @@ test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
-	$(PY) -m pytest -n 2 -q -m "not exact"
+	$(PY) -m pytest -n 2 -q -m "not exact and not long"
 
 # The long exactness trainings (tests/synflow/test_exactness.py): .ci/run runs them after `make test`.
 test-exact: install
 	$(PY) -m pytest -n 2 -q -m exact
+
+# End-to-end checks of a minute or more (marker `long`): .ci/run runs them after `make test`.
+test-long: install
+	$(PY) -m pytest -n 2 -q -m long
 
 # Build the image and run the compose stack for real (PostgreSQL, API, CPU worker): the README's run
 # through the API, its molecules and SDF export, a restart that keeps the data. Root; ~10 minutes.

@@ -6,7 +6,7 @@ import os
 
 from fastapi import Depends, FastAPI
 
-from app.api import catalogues, health, molecules, runs, tokens
+from app.api import catalogues, generators, health, molecules, reward_models, runs, tokens
 from app.api.deps import require_token
 from app.api.errors import install_error_handlers
 from app.api.limits import BodySizeLimit, RefuseNulBytes
@@ -34,8 +34,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.chem_cache = ChemCache()
     install_error_handlers(app)
     protected = [Depends(require_token)]
-    for router in (runs.router, molecules.router, catalogues.router, tokens.router):
+    for router in (runs.router, molecules.router, catalogues.router, tokens.router, reward_models.router):
         app.include_router(router, prefix=API_PREFIX, dependencies=protected)
+    app.include_router(generators.router, prefix=API_PREFIX, dependencies=protected)
     app.include_router(health.router)
     app.include_router(pages_router())
     health.install_metrics(app, db, protected, prefixes=(API_PREFIX,))

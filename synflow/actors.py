@@ -37,9 +37,11 @@ from reactions.templates import ReactionTemplate
 from synflow.assembly import build_policy
 from synflow.chemistry import SynthesisChemistry
 from synflow.config import RunConfig, parse_run_config
+from synflow.constraints import RouteConstraints
 from synflow.env import SynthesisEnv
 from synflow.objective import learner_molecules
 from synflow.policy_runner import PolicyRunner
+from synflow.preferences import PreferenceSampler
 from synflow.rewards import build_reward
 from synflow.runtime import configure_torch_threads
 from synflow.sampler import SamplerSettings, TrajectorySampler
@@ -113,6 +115,7 @@ class ChemistrySpec:
     max_reactions: int
     min_reactions: int
     store_dir: Path | None = None  # the retro-analysis store (a node without it runs without one)
+    constraints: RouteConstraints | None = None  # start blocks and scaffold: the samplers' masks too
 
     @classmethod
     def of(cls, chem: SynthesisChemistry) -> ChemistrySpec:
@@ -123,6 +126,7 @@ class ChemistrySpec:
             chem.max_reactions,
             chem.min_reactions,
             chem.store_dir,
+            chem.constraints,
         )
 
     def build(self) -> SynthesisChemistry:
@@ -133,6 +137,7 @@ class ChemistrySpec:
             self.max_reactions,
             self.min_reactions,
             store_dir=self.store_dir,
+            constraints=self.constraints,
         )
 
 
@@ -152,6 +157,12 @@ class SamplerWorker:
         runner = PolicyRunner(MolFeaturizer(), features, device)
         self.sampler = TrajectorySampler(self.env, runner, np.random.default_rng(0))
         self.beta_range = beta_range(run.conditioning, run.reward.beta)
+        # preference-conditioned runs: each trajectory's w drawn here, like its β
+        self.preference_components = run.preference_components
+        self.preferences = None
+        if run.conditioning.preferences is not None and self.preference_components is not None:
+            alpha = run.conditioning.preferences.dirichlet_alpha
+            self.preferences = PreferenceSampler(self.preference_components, alpha)
         self.learned_backward = run.environment.backward_policy == "maximum_likelihood"
         self.reward = build_reward(run.reward) if scores_in_samplers(run) else None
         self.log_reward_floor = run.reward.log_reward_floor
@@ -163,13 +174,13 @@ class SamplerWorker:
         rng = seeded_streams(request.seed)
         self.sampler.rng = rng
         before = dict(self.sampler.timers)
-        trajs = self.sampler.sample(
-            self.model, sample_betas(self.beta_range, request.n, rng), request.settings
-        )
+        betas = sample_betas(self.beta_range, request.n, rng)
+        preferences = None if self.preferences is None else self.preferences.draw(request.n, rng)
+        trajs = self.sampler.sample(self.model, betas, request.settings, preferences)
         timers = {k: self.sampler.timers[k] - before[k] for k in before}
         if self.reward is not None:
             t1 = time.perf_counter()
-            score_trajectories(self.reward, trajs, self.log_reward_floor)
+            score_trajectories(self.reward, trajs, self.log_reward_floor, self.preference_components)
             timers["reward"] = time.perf_counter() - t1
         generator = ecfp4_generator()
         identities = {

@@ -13,9 +13,10 @@ from reactions.library import default_library, load_building_blocks
 from reactions.templates import default_template_set, load_template_set
 from synflow.chemistry import SynthesisChemistry
 from synflow.config import EnvironmentConfig, RunConfig
+from synflow.constraints import check_constraints, resolve_constraints
 from synflow.schedules import beta_range
 
-__all__ = ["build_policy", "load_chemistry"]
+__all__ = ["build_policy", "constrained", "load_chemistry"]
 
 
 def load_chemistry(env: EnvironmentConfig) -> SynthesisChemistry:
@@ -24,9 +25,38 @@ def load_chemistry(env: EnvironmentConfig) -> SynthesisChemistry:
     templates = load_template_set(env.templates) if env.templates else default_template_set()
     index = build_compatibility_index(library, templates, cache_dir=env.cache_dir)
     # the retro-analysis store under cache_dir is shared by the run's samplers and by later runs
-    return SynthesisChemistry(
-        library, templates, index, env.max_reactions, env.min_reactions, store_dir=env.cache_dir
+    chem = SynthesisChemistry(
+        library,
+        templates,
+        index,
+        env.max_reactions,
+        env.min_reactions,
+        store_dir=env.cache_dir,
+        constraints=resolve_constraints(env, library),
     )
+    check_constraints(chem)
+    return chem
+
+
+def constrained(chem: SynthesisChemistry, env: EnvironmentConfig) -> SynthesisChemistry:
+    """``chem`` under the config's start blocks and scaffold (``chem`` itself when it already has
+    them): a chemistry built elsewhere (tests, benchmarks) obeys the run's constraints too."""
+    constraints = resolve_constraints(env, chem.library)
+    if constraints == chem.constraints:
+        return chem
+    out = SynthesisChemistry(
+        chem.library,
+        chem.templates,
+        chem.index,
+        chem.max_reactions,
+        chem.min_reactions,
+        chem.cache_size,
+        store_dir=chem.store_dir,
+        fast=chem.fast,
+        constraints=constraints,
+    )
+    check_constraints(out)
+    return out
 
 
 def build_policy(config: RunConfig, chem: SynthesisChemistry) -> tuple[SynthesisPolicy, BlockFeatures]:
@@ -46,6 +76,7 @@ def build_policy(config: RunConfig, chem: SynthesisChemistry) -> tuple[Synthesis
         conv=m.conv,
         block_hidden=m.block_hidden,
         thermometer_bins=config.conditioning.thermometer_bins,
+        preference_dim=len(config.preference_components or ()),
     )
     model.blocks.set_descriptor_stats(*features.descriptor_stats())
     return model, features

@@ -34,10 +34,16 @@ class SampledMolecule:
     log_reward: float = 0.0
     beta: float = 1.0
     error: str | None = None  # why the reward could not be computed (the molecule got the floor)
+    # what the reward's scorers found besides values (``Scorer.notes``): ``alerts``, ``purchasable``,
+    # ``pose``; the store keeps these in columns of their own
+    notes: dict[str, Any] = field(default_factory=dict)
     inchikey: str | None = None  # when the producer computed it (the store computes it otherwise)
     # packed ECFP4 (``reactions.similarity.packed_ecfp4_bytes``) when the producer computed it,
     # as for ``inchikey`` (the store computes it otherwise)
     fingerprint: bytes | None = None
+    # preference-conditioned runs: the weights w (component → weight, summing to 1) the molecule was
+    # sampled at and ``log_reward`` computed with; in JSON output, not in the store
+    preference: dict[str, float] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -49,6 +55,8 @@ class SampledMolecule:
             "log_reward": self.log_reward,
             "beta": self.beta,
             "error": self.error,
+            **({} if self.preference is None else {"preference": self.preference}),
+            "notes": self.notes,
         }
 
 

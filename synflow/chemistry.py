@@ -52,6 +52,7 @@ from reactions.index import CompatibilityIndex
 from reactions.library import BuildingBlockLibrary
 from reactions.similarity import packed_tanimoto
 from reactions.templates import ReactionTemplate
+from synflow.constraints import RouteConstraints
 from synflow.retro_store import RetroStore, StoredParent
 
 __all__ = ["RETRO_VERSION", "RetroParent", "SynthesisChemistry"]
@@ -325,7 +326,9 @@ class SynthesisChemistry:
     ``store_dir``: where retro-analyses and reachability facts persist across processes and runs
     (the run's ``environment.cache_dir``; None keeps them in memory only). ``fast=False`` proves
     reachability by the plain recursion over full retro-analyses: the reference the tests compare
-    the lazy proofs with (same answers, many more retro-analyses).
+    the lazy proofs with (same answers, many more retro-analyses). ``constraints``: fixed start
+    blocks (the start-block set, hence reachability at depth 0) and a scaffold (``has_scaffold``,
+    which the environment's stop mask reads); see ``synflow.constraints``.
     """
 
     def __init__(
@@ -338,8 +341,11 @@ class SynthesisChemistry:
         cache_size: int = 200_000,
         store_dir: str | Path | None = None,
         fast: bool = True,
+        constraints: RouteConstraints | None = None,
     ) -> None:
         self.library = library
+        self.constraints = constraints or RouteConstraints()
+        self.cache_size = cache_size
         self.templates = list(templates)
         self.index = index  # kept so the sampler processes can rebuild this chemistry
         self.max_reactions = max_reactions
@@ -378,6 +384,9 @@ class SynthesisChemistry:
         # parents only by (SMILES, "start")
         self._retro: dict[str | tuple[str, str], tuple[RetroParent, ...]] = _BoundedCache(cache_size)
         self._reachable: dict[tuple[str, int], bool] = _BoundedCache(cache_size)
+        scaffold = self.constraints.scaffold
+        self._scaffold = None if scaffold is None else Chem.MolFromSmarts(scaffold)
+        self._scaffold_hits: dict[str, bool] = _BoundedCache(cache_size)
         self.fast = fast
         self.store_dir = Path(store_dir) if store_dir is not None else None
         self._store: RetroStore | None = None  # opened on the first retro-analysis, not here
@@ -411,9 +420,25 @@ class SynthesisChemistry:
             ]
 
     def _start_blocks(self) -> np.ndarray:
+        """Blocks a route may begin with: the allowed ones (all unless ``constraints.start_blocks``),
+        and with ``min_reactions`` ≥ 1 only those that fit a template (so no start is a dead end)."""
+        allowed = self.constraints.start_blocks
+        blocks = range(self.n_blocks) if allowed is None else sorted(set(allowed))
         if self.min_reactions == 0:
-            return np.arange(self.n_blocks, dtype=np.int32)
-        return np.array([b for b in range(self.n_blocks) if self._block_slots[b]], dtype=np.int32)
+            return np.array(list(blocks), dtype=np.int32)
+        return np.array([b for b in blocks if self._block_slots[b]], dtype=np.int32)
+
+    def is_start_block(self, block: int) -> bool:
+        return bool(self._is_start[block])
+
+    def has_scaffold(self, smiles: str) -> bool:
+        """Whether the molecule contains the scaffold the run requires (True when it requires none)."""
+        if self._scaffold is None:
+            return True
+        hit = self._scaffold_hits.get(smiles)
+        if hit is None:
+            hit = self._scaffold_hits[smiles] = self.mol(smiles).HasSubstructMatch(self._scaffold)
+        return hit
 
     # -- forward -----------------------------------------------------------------------------
     def mol(self, smiles: str) -> Chem.Mol:
@@ -743,6 +768,11 @@ class SynthesisChemistry:
     def _depth_atoms(self, depth: int) -> int:
         return self._atom_bounds().depth_atoms(depth)
 
+    def max_atoms(self, depth: int) -> int:
+        """An upper bound on the atoms of any molecule made in ``depth`` reactions from a start block
+        (its largest over depths ≤ ``depth``; -1 when none can be made)."""
+        return max(self._depth_atoms(d) for d in range(depth + 1))
+
     def _atom_bounds(self) -> _AtomBounds:
         if self._bounds is None:
             atoms = _block_atom_bounds(self.library)
@@ -815,7 +845,8 @@ class SynthesisChemistry:
     def _open_store(self) -> RetroStore | None:
         if self._store is None and self.store_dir is not None:
             key = self.store_key()
-            # reachability also depends on which blocks may start (min_reactions decides)
+            # reachability also depends on which blocks may start (min_reactions and the run's
+            # environment.start_blocks decide); the scaffold changes no retro fact (only stop masks)
             starts = hashlib.sha256(key.encode() + self.start_blocks.astype(np.int64).tobytes())
             self._store_scope = int.from_bytes(starts.digest()[:8], "big", signed=True)
             self._store = RetroStore.in_directory(self.store_dir, key)

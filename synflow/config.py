@@ -25,11 +25,20 @@ import copy
 import json
 import tomllib
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from synflow.rewards import RewardConfig
+from synflow.rewards.components import Smarts
 
 __all__ = [
     "DIVERGENCE_NAMES",
@@ -43,6 +52,7 @@ __all__ = [
     "LossConfig",
     "MetricsConfig",
     "ModelConfig",
+    "PreferenceConfig",
     "ReplayConfig",
     "RunConfig",
     "SamplingConfig",
@@ -118,6 +128,22 @@ class LossConfig(_Section):
         return self
 
 
+def _start_block_entry(entry: str) -> str:
+    """One building block of ``environment.start_blocks``: a catalogue ID or a SMILES (which one, and
+    whether the library has it, is known only when the run's library is loaded)."""
+    text = entry.strip()
+    if not text:
+        raise ValueError("must be a building block's catalogue ID or SMILES, not empty")
+    if len(text) > 1000 or any(c.isspace() for c in text):
+        raise ValueError(
+            f"{text[:80]!r} is not one catalogue ID or SMILES (at most 1000 characters, no spaces)"
+        )
+    return text
+
+
+StartBlockEntry = Annotated[str, AfterValidator(_start_block_entry)]
+
+
 class EnvironmentConfig(_Section):
     max_reactions: int = Field(3, ge=1, le=6)
     min_reactions: int = Field(1, ge=0)
@@ -135,6 +161,18 @@ class EnvironmentConfig(_Section):
         description="None: the block softmax runs over every compatible block (exact). k: k blocks "
         "subsampled per choice (approximate: faster on large libraries, but the optimum is no longer ∝ R)",
     )
+    start_blocks: list[StartBlockEntry] | None = Field(
+        None,
+        min_length=1,
+        max_length=100_000,
+        description="constrained starts: every route begins with one of these building blocks (catalogue "
+        "IDs or SMILES of the run's library; checked against it when the run is built). None: any block",
+    )
+    scaffold: Smarts | None = Field(
+        None,
+        description="constrained products: SMARTS every final molecule contains (stop is masked in "
+        "states whose molecule lacks it; see synflow/constraints.py). None: no scaffold",
+    )
 
     @model_validator(mode="after")
     def _check_range(self) -> EnvironmentConfig:
@@ -143,11 +181,29 @@ class EnvironmentConfig(_Section):
         return self
 
 
+class PreferenceConfig(_Section):
+    """Preference conditioning (multi-objective GFlowNets, Jain et al. 2023): per trajectory a weight
+    vector w ~ Dirichlet(α) over ``components`` is drawn and given to the policy, and the trajectory's
+    reward is the reward's aggregation with w in place of the configured weights (score components
+    not listed weigh 0; filters still multiply). After training, sampling at any w draws ∝ R_w."""
+
+    components: list[str] | None = Field(
+        None, description="score components the preference spans (None: every score component)"
+    )
+    dirichlet_alpha: float = Field(
+        1.0, gt=0, description="w ~ Dirichlet(α, …, α) per trajectory; 1 is uniform on the simplex"
+    )
+
+
 class ConditioningConfig(_Section):
-    """β conditioning: fixed (``reward.beta``) unless ``beta_range`` is given, then β ~ U(range)."""
+    """β conditioning: fixed (``reward.beta``) unless ``beta_range`` is given, then β ~ U(range);
+    ``preferences``: a weight vector over the reward's score components drawn per trajectory."""
 
     beta_range: tuple[float, float] | None = None
     thermometer_bins: int = Field(16, ge=2)
+    preferences: PreferenceConfig | None = Field(
+        None, description="train preference-conditioned over several reward components (None: off)"
+    )
 
 
 class ModelConfig(_Section):
@@ -306,7 +362,43 @@ class RunConfig(_Section):
                     "conditioning.beta_range draws a β per trajectory; use log_z = 'learned' "
                     "(conditioned on β)"
                 )
+        if self.loss.log_z == "devgrad" and self.conditioning.preferences is not None:
+            raise ValueError(
+                "loss.log_z: 'devgrad' estimates one log Z per batch, but log Z depends on the preference "
+                "w and conditioning.preferences draws a w per trajectory; use log_z = 'learned' "
+                "(conditioned on w)"
+            )
         return self
+
+    @model_validator(mode="after")
+    def _preference_components(self) -> RunConfig:
+        preferences = self.conditioning.preferences
+        if preferences is None:
+            return self
+        scored = [c.label for c in self.reward.components if c.role == "score"]
+        names = preferences.components if preferences.components is not None else scored
+        for name in names:
+            if name not in scored:
+                raise ValueError(
+                    f"conditioning.preferences.components: {name!r} is not a score component of the "
+                    f"reward; score components: {', '.join(scored) or '(none)'}"
+                )
+        if len(set(names)) != len(names) or len(names) < 2:
+            raise ValueError(
+                "conditioning.preferences.components: needs at least two distinct score components "
+                f"(got {', '.join(names) or 'none'})"
+            )
+        return self
+
+    @property
+    def preference_components(self) -> list[str] | None:
+        """The components a preference w spans, in order; None when the run is not preference-conditioned."""
+        preferences = self.conditioning.preferences
+        if preferences is None:
+            return None
+        if preferences.components is not None:
+            return list(preferences.components)
+        return [c.label for c in self.reward.components if c.role == "score"]
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)
@@ -317,6 +409,18 @@ class SamplingConfig(_Section):
 
     count: int = Field(100, ge=1, le=100_000, description="molecules to draw")
     temperature: float = Field(1.0, gt=0, description="1 samples the trained distribution")
+    preference: dict[str, Annotated[float, Field(ge=0)]] | None = Field(
+        None,
+        description="preference-conditioned runs: weight per preference component (≥ 0, not all zero; "
+        "normalised to sum 1, components left out weigh 0); None: the reward's configured weights",
+    )
+
+    @field_validator("preference")
+    @classmethod
+    def _some_weight(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is not None and not any(w > 0 for w in value.values()):
+            raise ValueError("at least one weight must be positive")
+        return value
 
 
 def merge_config(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

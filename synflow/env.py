@@ -6,8 +6,11 @@ the route so far is kept by the trajectory. Forward actions:
   template when ``min_reactions`` ≥ 1, so no start is a dead end);
 - ``uni``: apply a unimolecular template;
 - ``bi``: apply a bimolecular template with the molecule in ``slot`` and a library block in the other;
-- ``stop``: end the trajectory (allowed at depth ≥ ``min_reactions``; the only action at
-  ``max_reactions``).
+- ``stop``: end the trajectory (allowed at depth ≥ ``min_reactions`` in a molecule that contains
+  the run's scaffold, if it has one; the only action at ``max_reactions``).
+Constrained starts (``synflow.constraints``): the start blocks offered are the allowed ones, and a
+molecule without the required scaffold cannot stop; a state left with no legal action (a *dead end*)
+ends its trajectory as an invalid terminal, never forced to stop.
 A reaction whose product cannot be made (no product, or a product whose retro-analysis does not
 give back this very step) ends the trajectory in an *invalid* terminal, which gets the reward floor.
 The second case is counted per template and warned about once (``unverified``); ``synflow.retro_audit``
@@ -100,9 +103,10 @@ class SynthesisEnv:
     # -- forward -----------------------------------------------------------------------------
     def level1_choices(self, state: State, block: int | None = None) -> list[int]:
         """Legal level-1 indices of a molecule state (empty list: a dead end)."""
-        choices = [0] if state.depth >= self.min_reactions else []
+        assert state.smiles is not None, "the empty state has no level-1 choice"
+        stop = state.depth >= self.min_reactions and self.chem.has_scaffold(state.smiles)
+        choices = [0] if stop else []
         if state.depth < self.max_reactions:
-            assert state.smiles is not None, "the empty state has no level-1 choice"
             slots = self.chem.template_slots(state.smiles, block if state.depth == 0 else None)
             choices += [level1_index(t, s) for t, s in slots]
         return choices
@@ -173,7 +177,9 @@ class SynthesisEnv:
         return out
 
     def stop_parents(self, smiles: str) -> list[State]:
-        """The states a terminal molecule can have stopped from."""
+        """The states a terminal molecule can have stopped from (none without the run's scaffold)."""
+        if not self.chem.has_scaffold(smiles):
+            return []
         return [State(smiles, d) for d in self.chem.stop_depths(smiles)]
 
     # -- routes ------------------------------------------------------------------------------

@@ -44,6 +44,19 @@ def _long(values: list[int] | np.ndarray) -> Tensor:
     return torch.as_tensor(np.asarray(values, dtype=np.int64))
 
 
+def _preferences(trajs: list[Trajectory], owners: list[int]) -> Tensor | None:
+    """The preference w of each row's trajectory [rows, dim] (``owners``: each row's trajectory), or
+    None when the batch is not preference-conditioned; a batch mixes no conditioned and unconditioned."""
+    conditioned = {t.preference is not None for t in trajs}
+    if conditioned != {True}:
+        if conditioned == {True, False}:
+            raise ValueError("a batch mixes trajectories with and without a preference")
+        return None
+    dim = len(trajs[0].preference or ())
+    table = torch.tensor([t.preference for t in trajs], dtype=torch.float32).reshape(len(trajs), dim)
+    return table[_long(owners)]
+
+
 @dataclass(frozen=True, slots=True)
 class ForwardInputs:
     """A batch's forward decisions as tensors: every step's state and β (``owner``: its trajectory),
@@ -61,6 +74,7 @@ class ForwardInputs:
     blocks: BlockInputs | None
     block_rows: Tensor
     block_picks: Tensor
+    preference: Tensor | None = None  # each step's trajectory's w (preference-conditioned runs)
 
 
 def prepare_forward(runner: PolicyRunner, trajs: list[Trajectory], start_slot: int) -> ForwardInputs:
@@ -91,6 +105,7 @@ def prepare_forward(runner: PolicyRunner, trajs: list[Trajectory], start_slot: i
         blocks=runner.block_inputs(requests) if requests else None,
         block_rows=_long(block_rows),
         block_picks=_long(picks),
+        preference=_preferences(trajs, [b for b, _ in steps]),
     )
 
 
@@ -106,7 +121,7 @@ def forward_log_probs(
         inputs = prepare_forward(runner, trajs, model.start_slot)
     x = runner.to_device(inputs)
     device = runner.device
-    z = runner.encode_states(model, x.states, x.beta)
+    z = runner.encode_states(model, x.states, x.beta, x.preference)
     per_step = torch.zeros(x.n_steps, device=device)
     if x.level1_rows.numel():
         lp = runner.level1_masked(model, z[x.level1_rows], x.level1)
@@ -147,6 +162,10 @@ class BackwardInputs:
     segment: Tensor
     taken: Tensor
     owner: Tensor
+    # preference-conditioned runs: w of each child, stop option and parent option's trajectory
+    child_preference: Tensor | None = None
+    stop_preference: Tensor | None = None
+    parent_preference: Tensor | None = None
 
 
 def prepare_backward(runner: PolicyRunner, trajs: list[Trajectory]) -> BackwardInputs | None:
@@ -156,6 +175,8 @@ def prepare_backward(runner: PolicyRunner, trajs: list[Trajectory]) -> BackwardI
         return None
     option_states: list[State] = []
     option_beta: list[float] = []
+    option_owner: list[int] = []
+    parent_owner: list[int] = []
     segment: list[int] = []
     tslots: list[int] = []
     blocks: list[int] = []
@@ -170,6 +191,7 @@ def prepare_backward(runner: PolicyRunner, trajs: list[Trajectory]) -> BackwardI
                 stop_pos.append(len(segment))
                 option_states.append(state)
                 option_beta.append(trajs[b].beta)
+                option_owner.append(b)
             else:
                 react_pos.append(len(segment))
                 child_rows.append(k)
@@ -177,6 +199,7 @@ def prepare_backward(runner: PolicyRunner, trajs: list[Trajectory]) -> BackwardI
                 blocks.append(action.block)
                 parent_states.append(state)
                 parent_beta.append(trajs[b].beta)
+                parent_owner.append(b)
             segment.append(k)
     block_ids = np.asarray(blocks, dtype=np.int64)
     has = np.nonzero(block_ids >= 0)[0]
@@ -206,6 +229,9 @@ def prepare_backward(runner: PolicyRunner, trajs: list[Trajectory]) -> BackwardI
         segment=_long(segment),
         taken=_long(starts + np.array([c.chosen for _, c in choices], dtype=np.int64)),
         owner=_long([b for b, _ in choices]),
+        child_preference=_preferences(trajs, [b for b, _ in choices]),
+        stop_preference=_preferences(trajs, option_owner),
+        parent_preference=_preferences(trajs, parent_owner),
     )
 
 
@@ -223,10 +249,10 @@ def backward_log_probs(
         if inputs is None:
             return torch.zeros(len(trajs), device=device)
     x = runner.to_device(inputs)
-    z_child = runner.encode_states(model, x.child_states, x.child_beta)
+    z_child = runner.encode_states(model, x.child_states, x.child_beta, x.child_preference)
     scores = torch.zeros(x.n_options, device=device)
     if x.stop_states is not None:
-        z = runner.encode_states(model, x.stop_states, x.stop_beta)
+        z = runner.encode_states(model, x.stop_states, x.stop_beta, x.stop_preference)
         scores = scores.index_put((x.stop_pos,), model.backward_stop_logits(z))
     if x.parent_states is not None:
         emb = torch.zeros(x.n_blocks, model.tslot.embedding_dim, device=device)
@@ -235,7 +261,7 @@ def backward_log_probs(
             emb = emb.index_copy(0, x.block_rows, distinct[x.block_inverse])
         # The parent molecule is an input too: parents that differ only in the molecule (same
         # template, slot and block) would otherwise get the same score.
-        z_parent = runner.encode_states(model, x.parent_states, x.parent_beta)
+        z_parent = runner.encode_states(model, x.parent_states, x.parent_beta, x.parent_preference)
         logits = model.backward_parent_logits(z_child[x.child_rows], z_parent, x.tslots, emb)
         scores = scores.index_put((x.react_pos,), logits)
     lp = segment_log_softmax(scores, x.segment, x.n_choices)

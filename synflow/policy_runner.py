@@ -235,15 +235,20 @@ class PolicyRunner:
         )
 
     # -- the network over inputs (on the runner's device) ---------------------------------------
-    def encode_states(self, model: SynthesisPolicy, inputs: StateInputs, beta: Tensor) -> Tensor:
-        """State embeddings [n, hidden] for a mix of empty and molecule states."""
+    def encode_states(
+        self, model: SynthesisPolicy, inputs: StateInputs, beta: Tensor, preference: Tensor | None = None
+    ) -> Tensor:
+        """State embeddings [n, hidden] for a mix of empty and molecule states; ``preference``
+        [n, preference_dim] per state for a preference-conditioned model."""
         out = torch.empty(inputs.n, model.tslot.embedding_dim, device=self.device)
         if inputs.graphs is not None:
             rows = inputs.mol_rows
-            out = out.index_copy(0, rows, model.encode(inputs.graphs, inputs.depth, beta[rows]))
+            pref = None if preference is None else preference[rows]
+            out = out.index_copy(0, rows, model.encode(inputs.graphs, inputs.depth, beta[rows], pref))
         if inputs.empty_rows.numel():
             rows = inputs.empty_rows
-            out = out.index_copy(0, rows, model.encode_empty(beta[rows]))
+            pref = None if preference is None else preference[rows]
+            out = out.index_copy(0, rows, model.encode_empty(beta[rows], pref))
         return out
 
     @staticmethod
@@ -272,9 +277,11 @@ class PolicyRunner:
         return segment_log_softmax(scores, segment, inputs.n_requests) - inputs.correction[segment]
 
     # -- both at once (the sampler's calls) -----------------------------------------------------
-    def embed(self, model: SynthesisPolicy, states: list[State], beta: Tensor) -> Tensor:
+    def embed(
+        self, model: SynthesisPolicy, states: list[State], beta: Tensor, preference: Tensor | None = None
+    ) -> Tensor:
         """State embeddings [n, hidden] for a mix of empty and molecule states."""
-        return self.encode_states(model, self.to_device(self.state_inputs(states)), beta)
+        return self.encode_states(model, self.to_device(self.state_inputs(states)), beta, preference)
 
     def level1_log_probs(
         self, model: SynthesisPolicy, z: Tensor, choices: list[tuple[int, ...]], temperature: float = 1.0

@@ -31,6 +31,7 @@ class SamplerSettings:
 @dataclass(slots=True)
 class _Walk:
     beta: float
+    preference: tuple[float, ...] | None = None  # w of a preference-conditioned run
     state: State = EMPTY
     start_block: int = -1
     steps: list[Step] | None = None
@@ -60,16 +61,27 @@ class TrajectorySampler:
 
     @torch.no_grad()
     def sample(
-        self, model: SynthesisPolicy, betas: list[float], settings: SamplerSettings
+        self,
+        model: SynthesisPolicy,
+        betas: list[float],
+        settings: SamplerSettings,
+        preferences: np.ndarray | None = None,
     ) -> list[Trajectory]:
-        return self._walk(model, [_Walk(beta=b, steps=[], route=[]) for b in betas], settings)
+        """One trajectory per β; ``preferences`` [n, dim]: the w each is conditioned on (a
+        preference-conditioned model needs them)."""
+        if preferences is not None and len(preferences) != len(betas):
+            raise ValueError(f"{len(preferences)} preferences for {len(betas)} trajectories")
+        prefs = [None] * len(betas) if preferences is None else [tuple(map(float, w)) for w in preferences]
+        walks = [_Walk(beta=b, preference=w, steps=[], route=[]) for b, w in zip(betas, prefs, strict=True)]
+        return self._walk(model, walks, settings)
 
     @torch.no_grad()
     def regrow(
         self, model: SynthesisPolicy, prefixes: list[tuple[Trajectory, int]], settings: SamplerSettings
     ) -> list[Trajectory]:
         """Trajectories that keep the first ``n`` actions of each given valid trajectory (its start
-        and n − 1 reactions, n ≥ 1) and continue from there with the policy (at the trajectory's β)."""
+        and n − 1 reactions, n ≥ 1) and continue from there with the policy (at the trajectory's β
+        and preference)."""
         walks = []
         for traj, n in prefixes:
             if not traj.valid or not 1 <= n < len(traj.steps):
@@ -77,6 +89,7 @@ class TrajectorySampler:
             walks.append(
                 _Walk(
                     beta=traj.beta,
+                    preference=traj.preference,
                     state=traj.steps[n].state,
                     start_block=traj.steps[0].action.block,
                     steps=list(traj.steps[:n]),
@@ -98,7 +111,10 @@ class TrajectorySampler:
     def _round(self, model: SynthesisPolicy, active: list[_Walk], settings: SamplerSettings) -> None:
         t0 = time.perf_counter()
         beta = torch.tensor([w.beta for w in active], device=self.runner.device)
-        z = self.runner.embed(model, [w.state for w in active], beta)
+        preference = None
+        if active[0].preference is not None:
+            preference = torch.tensor([w.preference for w in active], device=self.runner.device)
+        z = self.runner.embed(model, [w.state for w in active], beta, preference)
         pending: list[tuple[_Walk, Step]] = []
         requests: list[tuple[BlockRequest, Step]] = []
         rows, choices = [], []
@@ -183,6 +199,7 @@ class TrajectorySampler:
             valid=walk.valid,
             smiles=walk.state.smiles if walk.valid else None,
             route=walk.route,
+            preference=walk.preference,
         )
         if self.env.verify_retro:  # the ``route`` backward policy has P_B = 1: no choices to record
             traj.backward = backward_choices(self.env, traj)
@@ -210,7 +227,11 @@ def backward_choices(env: SynthesisEnv, traj: Trajectory) -> list[BackwardChoice
 
 
 def backward_trajectory(
-    env: SynthesisEnv, smiles: str, beta: float, rng: np.random.Generator
+    env: SynthesisEnv,
+    smiles: str,
+    beta: float,
+    rng: np.random.Generator,
+    preference: tuple[float, ...] | None = None,
 ) -> tuple[Trajectory, float] | None:
     """A trajectory ending in ``smiles``, drawn backward with the uniform P_B over verified parents,
     and its log P_B(τ | x); recorded like a forward one (every block offered), so its log P_F can be
@@ -252,4 +273,4 @@ def backward_trajectory(
     if 0 not in legal:
         return None
     steps.append(Step(final, Action("stop"), level1=legal))
-    return Trajectory(steps, beta, True, smiles, []), log_pb
+    return Trajectory(steps, beta, True, smiles, [], preference=preference), log_pb

@@ -30,23 +30,25 @@ from models.policy import SynthesisPolicy
 from reactions.similarity import ecfp4_generator, packed_ecfp4_bytes
 from reactions.smiles import inchikey
 from synflow.actors import DrawRequest, SamplerLost, SamplerPool, open_sampler_pool
-from synflow.assembly import build_policy, load_chemistry
+from synflow.assembly import build_policy, constrained, load_chemistry
 from synflow.callbacks import SampledMolecule, StopReason, TrainerCallback, TrainingOutcome
 from synflow.checkpoint import CHECKPOINT_NAME, read_checkpoint, write_checkpoint
 from synflow.chemistry import SynthesisChemistry
 from synflow.config import RunConfig, SamplingConfig, parse_run_config
+from synflow.constraints import is_dead_end
 from synflow.env import SynthesisEnv
 from synflow.genetic import RouteGenetics
 from synflow.losses import Divergence, ftb_loss
 from synflow.metrics import MetricsTracker
 from synflow.objective import backward_log_probs, forward_log_probs
 from synflow.policy_runner import PolicyRunner, to_device
+from synflow.preferences import PreferenceSampler, preference_dict, preference_vector
 from synflow.replay import ReplayBuffer
 from synflow.rewards import Reward, build_reward
 from synflow.runtime import resolve_device
 from synflow.sampler import SamplerSettings, TrajectorySampler, backward_trajectory
 from synflow.schedules import beta_range, divergence_at, exploration_at, lr_factor, sample_betas
-from synflow.trajectory import Trajectory, score_trajectories
+from synflow.trajectory import Trajectory, score_trajectories, target_reward, with_preference
 
 __all__ = ["Trainer", "load_chemistry"]
 
@@ -90,7 +92,9 @@ class Trainer:
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.device = resolve_device(config.training.device)
         self._seed(config.training.seed)
-        self.chem = chemistry or load_chemistry(config.environment)
+        # a given chemistry still obeys the config's start blocks and scaffold
+        env_config = config.environment
+        self.chem = constrained(chemistry, env_config) if chemistry else load_chemistry(env_config)
         self.env = SynthesisEnv(self.chem, verify_retro=config.environment.backward_policy != "route")
         # docking scorers run where the samplers do (local processes, or Ray actors)
         self.reward = reward or build_reward(
@@ -98,6 +102,12 @@ class Trainer:
         )
         self._owns_reward = reward is None
         self.beta_range = beta_range(config.conditioning, config.reward.beta)
+        # preference conditioning: w ~ Dirichlet(α) per trajectory over these components (None: off)
+        self.preference_components = config.preference_components
+        self.preferences = None
+        if config.conditioning.preferences is not None and self.preference_components is not None:
+            alpha = config.conditioning.preferences.dirichlet_alpha
+            self.preferences = PreferenceSampler(self.preference_components, alpha)
         self.model = self._build_model().to(self.device)
         self.sampling_model = copy.deepcopy(self.model) if config.training.ema is not None else self.model
         self.optimizer = self._build_optimizer()
@@ -158,19 +168,23 @@ class Trainer:
         exploration: float = 0.0,
         betas: list[float] | None = None,
         exact_blocks: bool = False,
+        preferences: np.ndarray | None = None,
     ) -> list[Trajectory]:
         """Draw ``n`` trajectories from the sampling (EMA) model and score their molecules.
 
         ``exact_blocks`` offers every compatible block to the block choice even when the run trains
         with a subsample (``environment.blocks_per_template``): the trained policy's own distribution.
+        ``preferences`` [n, components]: the w of each trajectory of a preference-conditioned run
+        (default: drawn from Dirichlet(α), as in training).
         """
         blocks = None if exact_blocks else self.config.environment.blocks_per_template
         settings = SamplerSettings(blocks, temperature, exploration)
         self.sampling_model.eval()
         before = dict(self.sampler.timers)
-        trajs = self.sampler.sample(
-            self.sampling_model, betas or sample_betas(self.beta_range, n, self.rng), settings
-        )
+        betas = betas or sample_betas(self.beta_range, n, self.rng)
+        if preferences is None and self.preferences is not None:
+            preferences = self.preferences.draw(len(betas), self.rng)
+        trajs = self.sampler.sample(self.sampling_model, betas, settings, preferences)
         for k in ("chemistry", "network"):
             self.timers[k] += self.sampler.timers[k] - before[k]
         self.score(trajs)
@@ -179,8 +193,39 @@ class Trainer:
     def score(self, trajs: list[Trajectory]) -> None:
         """Reward every valid molecule; one the budget left unscored gets ``scored = False``."""
         t0 = time.perf_counter()
-        score_trajectories(self.reward, trajs, self.config.reward.log_reward_floor)
+        floor = self.config.reward.log_reward_floor
+        score_trajectories(self.reward, trajs, floor, self.preference_components)
         self.timers["reward"] += time.perf_counter() - t0
+
+    def relabel(self, trajs: list[Trajectory]) -> list[Trajectory]:
+        """Replayed trajectories for a preference-conditioned run: copies with a fresh w ~ Dirichlet(α)
+        each and log R recomputed for it from the molecule's cached scores (no oracle call). A stored
+        molecule tells the network about R_w at every w, and drawing w anew keeps the w the learner
+        sees Dirichlet-distributed whichever molecules replay favours. Unconditioned runs: unchanged."""
+        if self.preferences is None or not trajs:
+            return trajs
+        assert self.preference_components is not None
+        draws = self.preferences.draw(len(trajs), self.rng)
+        floor = self.config.reward.log_reward_floor
+        return [
+            with_preference(self.reward, t, tuple(map(float, w)), floor, self.preference_components)
+            for t, w in zip(trajs, draws, strict=True)
+        ]
+
+    def _preference_of(self, traj: Trajectory) -> dict[str, float] | None:
+        if traj.preference is None or self.preference_components is None:
+            return None
+        return preference_dict(self.preference_components, np.asarray(traj.preference))
+
+    def _preference_tensor(self, trajs: list[Trajectory]) -> torch.Tensor | None:
+        """w of each trajectory [n, components] on the device (None for an unconditioned run)."""
+        if self.preferences is None:
+            return None
+        return torch.tensor([t.preference for t in trajs], dtype=torch.float32, device=self.device)
+
+    def _goal(self, traj: Trajectory) -> float:
+        """The reward ``traj`` trains towards (R_w with a preference, else the molecule's reward)."""
+        return target_reward(self.reward, traj, self.preference_components)
 
     def _record(
         self, trajs: list[Trajectory], step: int
@@ -211,6 +256,8 @@ class Trainer:
                 log_reward=t.log_reward,
                 beta=t.beta,
                 error=t.reward_error,
+                notes=t.reward_notes,
+                preference=self._preference_of(t),
             )
             samples.append(record)
             if first:
@@ -245,17 +292,21 @@ class Trainer:
         online = [t for t in drawn if t.scored]
         searched, accepted, search_info = self._search(online)
         new, samples = self._record(online + searched, self.step)
-        replayed = self.replay.sample(n_replay, self.rng)
-        self.replay.add(online + accepted)
-        batch = online + replayed
+        replayed = self.relabel(self.replay.sample(n_replay, self.rng))
+        # dead ends (no legal action: a required scaffold missing) carry no reward information and
+        # are not trained on: see synflow/constraints.py
+        trainable = [t for t in online if not is_dead_end(t)]
+        self.replay.add(trainable + accepted)
+        batch = trainable + replayed
         info = self.optimise(batch) if batch else {}
         for _ in range(cfg.training.inner_steps - 1):
-            extra = self.replay.sample(cfg.training.batch_size, self.rng)
+            extra = self.relabel(self.replay.sample(cfg.training.batch_size, self.rng))
             if extra:
                 info = self.optimise(extra, schedule=False)
         self._last_online = online
         info.update(search_info)
         info["unscored"] = float(len(drawn) - len(online))
+        info["dead_ends"] = float(len(online) - len(trainable))
         info["unverified_products"] = float(
             sum(self.env.unverified.values()) + sum(self._pool_unverified.values())
         )
@@ -381,6 +432,9 @@ class Trainer:
             t0 = time.perf_counter()
             betas = sample_betas(self.beta_range, search.genetic.offspring, self.rng)
             children = self.genetics.offspring(pool, weights, search.genetic.offspring, betas, known)
+            if self.preferences is not None:  # offspring train at a fresh w each, like samples
+                for child, w in zip(children, self.preferences.draw(len(children), self.rng), strict=True):
+                    child.preference = tuple(map(float, w))
             self.timers["chemistry"] += time.perf_counter() - t0
             self.score(children)
             children = [t for t in children if t.scored]
@@ -436,7 +490,8 @@ class Trainer:
                 owners.append(parent)
         self.score(fresh)
         pairs = [(c, p) for c, p in zip(fresh, owners, strict=True) if c.scored]
-        return [c for c, _ in pairs], [c for c, p in pairs if c.reward > p.reward]
+        # a regrown trajectory keeps its parent's β and w, so R_w compares like with like
+        return [c for c, _ in pairs], [c for c, p in pairs if self._goal(c) > self._goal(p)]
 
     def optimise(self, batch: list[Trajectory], schedule: bool = True) -> dict[str, float]:
         """One gradient step on ``batch``; ``schedule`` advances the learning-rate schedule (once per
@@ -472,8 +527,13 @@ class Trainer:
         dev = self.device
         log_pf = forward_log_probs(self.runner, self.model, batch)
         columns = [[t.log_reward for t in batch], [t.beta for t in batch], [t.uniform_log_pb for t in batch]]
-        # one non-blocking copy for the three (three torch.tensor(..., device=cuda) calls sync thrice)
-        log_r, beta, uniform_log_pb = to_device([torch.tensor(c) for c in columns], dev)
+        tensors = [torch.tensor(c) for c in columns]
+        if self.preferences is not None:  # w per trajectory, for log Z(β, w)
+            tensors.append(torch.tensor([t.preference for t in batch], dtype=torch.float32))
+        # one non-blocking copy for them all (a torch.tensor(..., device=cuda) call per column syncs each)
+        moved = to_device(tensors, dev)
+        log_r, beta, uniform_log_pb = moved[:3]
+        preference = moved[3] if len(moved) > 3 else None
         backward_loss = torch.zeros((), device=dev)
         if self.config.environment.backward_policy != "maximum_likelihood":  # uniform, or route (0)
             log_pb = uniform_log_pb
@@ -481,7 +541,9 @@ class Trainer:
             learned = backward_log_probs(self.runner, self.model, batch)
             log_pb = learned.detach()
             backward_loss = -learned.mean()
-        log_z = self.model.log_z(beta) if self.config.loss.log_z == "learned" else None
+        log_z = None
+        if self.config.loss.log_z == "learned":
+            log_z = self.model.log_z(beta, preference)
         div = divergence_at(self.config.loss, self.step)
         out = ftb_loss(log_pf, log_pb, log_r, div, log_z=log_z, temper=self.config.loss.temper)
         loss = out.loss + self.config.loss.backward_policy_weight * backward_loss
@@ -533,7 +595,7 @@ class Trainer:
             out["log_p_corr"] = float(torch.corrcoef(torch.stack([log_p[ok], target[ok]]))[0, 1])
         if self.config.loss.log_z == "learned" and bool(ok.any()):
             beta = torch.tensor([t.beta for t in molecules], device=self.device)
-            log_z = model.log_z(beta).double().cpu()
+            log_z = model.log_z(beta, self._preference_tensor(molecules)).double().cpu()
             out["log_p_error"] = float((log_p - target + log_z)[ok].abs().mean())
         return out
 
@@ -551,7 +613,7 @@ class Trainer:
         for i, t in enumerate(molecules):
             assert t.smiles is not None
             for _ in range(paths):
-                found = backward_trajectory(self.env, t.smiles, t.beta, rng)
+                found = backward_trajectory(self.env, t.smiles, t.beta, rng, t.preference)
                 if found is not None:
                     drawn.append(found[0])
                     log_pb.append(found[1])
@@ -649,7 +711,12 @@ class Trainer:
     def draw(self, sampling: SamplingConfig) -> TrainingOutcome:
         """Draw ``sampling.count`` molecules from the trained policy (every compatible block offered,
         whatever subsample training used) in batches of ``training.batch_size``, reporting each
-        batch's scored molecules (``on_samples``, step = batch number) and progress to the callbacks."""
+        batch's scored molecules (``on_samples``, step = batch number) and progress to the callbacks.
+
+        A preference-conditioned run draws at ``sampling.preference`` (default: the reward's configured
+        weights), i.e. ∝ R_w for that w; raises ``ConfigError`` naming ``preference.<name>`` for a
+        component the run was not conditioned on (or ``preference`` for an unconditioned run)."""
+        w = preference_vector(self.config, sampling.preference)
         batch_size = self.config.training.batch_size
         batches = -(-sampling.count // batch_size)
         drawn = 0
@@ -659,7 +726,8 @@ class Trainer:
             if self.reward.exhausted:
                 return TrainingOutcome("budget_spent", number - 1, {})
             n = min(batch_size, sampling.count - drawn)
-            drawn_now = self.sample(n, sampling.temperature, exact_blocks=True)
+            preferences = None if w is None else np.tile(w, (n, 1))
+            drawn_now = self.sample(n, sampling.temperature, exact_blocks=True, preferences=preferences)
             trajs = [t for t in drawn_now if t.valid and t.scored]
             drawn += n
             self._report(*self._record(trajs, number))
@@ -721,6 +789,10 @@ class Trainer:
         self.step = state["step"]
         self.model.load_state_dict(state["model"])
         self.sampling_model.load_state_dict(state["sampling_model"])
+        if "optimizer" not in state:
+            # weights only: a generator imported from a shared file (synflow.bundle) samples from the
+            # state its config's seed gives; it carries no optimiser, replay or RNG state to restore
+            return
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.replay.load_state_dict(state["replay"])

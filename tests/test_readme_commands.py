@@ -60,9 +60,19 @@ def test_train_every_example_then_sample_from_its_checkpoint(example: Path, tmp_
     assert molecules and all(m["route"]["steps"] for m in molecules)
     assert json.loads((out / "config.json").read_text())["training"]["steps"] == 2
     sampled = tmp_path / "sampled.jsonl"
-    synflow("sample", str(out / "checkpoints" / "last.pt"), "-n", "6", "--out", str(sampled), cwd=tmp_path)
+    checkpoint = str(out / "checkpoints" / "last.pt")
+    # a preference-conditioned run samples at the weights asked for (README "Several objectives")
+    preference = ["--preference", "qed=0.7,sa=0.3"] if "preferences" in example.name else []
+    synflow("sample", checkpoint, "-n", "6", "--out", str(sampled), *preference, cwd=tmp_path)
     drawn = [json.loads(line) for line in sampled.read_text().splitlines()]
     assert 1 <= len(drawn) <= 6 and all(d["route"]["steps"][-1]["product"] == d["smiles"] for d in drawn)
+    if preference:
+        assert all(d["preference"] == pytest.approx({"qed": 0.7, "sa": 0.3}) for d in drawn)
+        refused = subprocess.run(
+            [SYNFLOW, "sample", checkpoint, "-n", "2", "--preference", "qed=1,logp=1"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False,
+        )
+        assert refused.returncode != 0 and "preference.logp" in refused.stderr, refused.stderr[-2000:]
 
 
 def test_score_the_example_molecules(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ from app.libraries.catalogue import (
     inspect_templates,
     reward_components,
 )
+from app.libraries.purchasable import CATALOGUES, bundled_catalogues, inspect_catalogue
 from synflow.config import PRESET_DESCRIPTIONS, PRESETS
 
 router = APIRouter(tags=["catalogues"])
@@ -58,7 +59,7 @@ def ensure_bundled(request: Request, session: Session) -> None:
     if getattr(request.app.state, "bundled_registered", False):
         return
     existing = {(kind, name) for kind, name in session.execute(select(Library.kind, Library.name))}
-    for entry in bundled_entries():
+    for entry in [*bundled_entries(), *bundled_catalogues()]:
         if (entry["kind"], entry["name"]) not in existing:
             session.add(Library(name=entry["name"], kind=entry["kind"], bundled=True, size=entry["size"]))
     try:
@@ -113,6 +114,29 @@ def upload_name(filename: str | None) -> str:
     return name
 
 
+async def spool_upload(
+    upload: UploadFile, directory: Path, max_bytes: int, prefix: str = ".upload-", suffix: str = ""
+) -> tuple[Path, str]:
+    """Copy an upload in chunks (never whole into memory) to a new temporary file in ``directory``;
+    (its path, its SHA-256). Past ``max_bytes`` a 413 naming ``file``, and nothing is left behind."""
+    directory.mkdir(parents=True, exist_ok=True)
+    digest, size = hashlib.sha256(), 0
+    with tempfile.NamedTemporaryFile(dir=directory, prefix=prefix, suffix=suffix, delete=False) as handle:
+        partial = Path(handle.name)
+        try:
+            while chunk := await upload.read(UPLOAD_CHUNK):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise ApiError(413, f"file: larger than {max_bytes} bytes", "file")
+                digest.update(chunk)
+                handle.write(chunk)
+        except BaseException:
+            handle.close()
+            partial.unlink(missing_ok=True)
+            raise
+    return partial, digest.hexdigest()
+
+
 async def _save_upload(upload: UploadFile, settings: Settings) -> tuple[Path, str]:
     """Copy the upload in chunks (never whole into memory) into the upload directory, hashing it."""
     name = upload_name(upload.filename)
@@ -124,24 +148,10 @@ async def _save_upload(upload: UploadFile, settings: Settings) -> tuple[Path, st
             "file",
         )
     root = settings.upload_root()
-    root.mkdir(parents=True, exist_ok=True)
-    digest, size = hashlib.sha256(), 0
-    with tempfile.NamedTemporaryFile(dir=root, prefix=".upload-", delete=False) as handle:
-        partial = Path(handle.name)
-        try:
-            while chunk := await upload.read(UPLOAD_CHUNK):
-                size += len(chunk)
-                if size > settings.max_upload_bytes:
-                    raise ApiError(413, f"file: larger than {settings.max_upload_bytes} bytes", "file")
-                digest.update(chunk)
-                handle.write(chunk)
-        except BaseException:
-            handle.close()
-            partial.unlink(missing_ok=True)
-            raise
-    path = root / f"{digest.hexdigest()}{suffix.lower()}"
+    partial, digest = await spool_upload(upload, root, settings.max_upload_bytes)
+    path = root / f"{digest}{suffix.lower()}"
     partial.replace(path)
-    return path, digest.hexdigest()
+    return path, digest
 
 
 def _text_lines(path: Path) -> Iterator[str]:
@@ -192,8 +202,11 @@ def _screen_sdf_line(line: str, limits: ChemLimits) -> None:
 
 def _inspect(path: Path, kind: str) -> Inspection:
     screen_upload(path, kind)
+    inspect = {
+        BUILDING_BLOCKS: inspect_building_blocks, TEMPLATES: inspect_templates, CATALOGUES: inspect_catalogue,
+    }[kind]
     try:
-        return inspect_building_blocks(path) if kind == BUILDING_BLOCKS else inspect_templates(path)
+        return inspect(path)
     except (ValueError, OSError, EOFError, zlib.error) as error:
         raise ApiError(422, f"file: {error}", "file") from None
 
@@ -247,3 +260,41 @@ async def upload_template_set(
     """Upload a template file (one reaction SMARTS per line, optional name); use ``path`` as
     ``environment.templates``."""
     return await _upload(TEMPLATES, name, file, session, settings)
+
+
+@router.get(
+    "/catalogues",
+    response_model=list[LibraryOut],
+    summary="List purchasability catalogues",
+    description="The bloom filter bundled with molbloom (`zinc-instock-mini`, bundled) and every "
+    "uploaded catalogue. Use a name as `source` of a `purchasable` reward component.",
+)
+def list_catalogues(request: Request, session: Session = SESSION) -> list[LibraryOut]:
+    return _list(request, session, CATALOGUES)
+
+
+@router.post(
+    "/catalogues",
+    status_code=201,
+    response_model=LibraryUploadOut,
+    summary="Upload a purchasability catalogue",
+    description="A molecule file (.smi, .csv with a SMILES column, .sdf; optionally .gz) of molecules one "
+    "can buy. Each entry is matched by the InChIKey of its largest fragment, neutralised; `size` counts "
+    "distinct molecules and `rejected_rows` lists every row that gave none, with the reason. Use the "
+    "name as `source` of a `purchasable` reward component: the run is pinned to this file when it is "
+    "created.",
+    responses={
+        409: {"description": "a catalogue with this name exists (`zinc-instock-mini` is bundled)"},
+        413: {"description": "the file is larger than the server accepts"},
+        422: {"description": "the file type, a row's chemistry, or the whole file is unusable"},
+    },
+)
+async def upload_catalogue(
+    request: Request,
+    name: str = Form(..., min_length=1, max_length=200),
+    file: UploadFile = File(...),
+    session: Session = SESSION,
+    settings: Settings = Depends(get_settings),
+) -> LibraryUploadOut:
+    ensure_bundled(request, session)  # so a name taken by the bundled filter is refused (409)
+    return await _upload(CATALOGUES, name, file, session, settings)

@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi import Path as FastApiPath
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
-from app.api.deps import SESSION, get_db
+from app.api.deps import SESSION, get_db, get_settings
 from app.api.errors import ApiError, chem_field_error
 from app.api.runs import get_run
-from app.api.schemas import MoleculeOut, MoleculePageOut
+from app.api.schemas import (
+    BuildingBlockFlagOut,
+    BuildingBlocksOut,
+    DockedPoseOut,
+    ErrorOut,
+    MoleculeOut,
+    MoleculePageOut,
+    ParetoOut,
+    ParetoPoint,
+)
 from app.chem.parsing import ChemQueryError, parse_smarts, parse_smiles
 from app.core.db import Database
 from app.core.models import Molecule
+from app.core.settings import Settings
+from app.libraries.purchasable import catalogue_name
 from app.runs.export import MEDIA_TYPES, ExportFormat, export_stream
+from app.runs.fronts import MAX_SAMPLE, choose_objectives, load_molecules, read_front, run_objectives, spread
+from app.runs.pareto import FrontTooLarge
+from app.runs.poses import DockedPose, docked_pose, run_pose_dir
+from app.runs.purchasability import BlockFlags, purchasable_source
 from app.runs.queries import MoleculeQuery, decode_cursor, list_molecules, parse_score_ranges
 
 router = APIRouter(tags=["molecules"])
@@ -36,6 +51,9 @@ def molecule_out(mol: Molecule, similarity: float | None = None) -> MoleculeOut:
         first_seen=mol.first_seen,
         similarity=similarity,
         error=mol.error,
+        alerts=mol.alerts,
+        purchasable=mol.purchasable,
+        pose_url=None if mol.pose is None else f"/api/v1/molecules/{mol.id}/pose",
     )
 
 
@@ -84,6 +102,12 @@ def run_molecules(
     smarts: str | None = Query(None, description="substructure filter"),
     similar_to: str | None = Query(None, description="query SMILES for Tanimoto similarity"),
     min_similarity: float = Query(0.5, ge=0, le=1),
+    purchasable: bool | None = Query(
+        None, description="only molecules marked purchasable (true) or not (false)"
+    ),
+    alerts: Literal["none", "any"] | None = Query(
+        None, description="only molecules with no structural alert (none) or at least one (any)"
+    ),
     session: Session = SESSION,
 ) -> MoleculePageOut:
     get_run(session, run_id)
@@ -100,10 +124,62 @@ def run_molecules(
         smarts=smarts,
         similar_to=similar_to,
         min_similarity=min_similarity,
+        purchasable=purchasable,
+        alerts=alerts,
     )
     page = list_molecules(session, query, request.app.state.chem_cache)
     return MoleculePageOut(
         items=[molecule_out(m, s) for m, s in page.items], next_cursor=page.next_cursor, scanned=page.scanned
+    )
+
+
+@router.get(
+    "/runs/{run_id}/pareto",
+    response_model=ParetoOut,
+    summary="The non-dominated (Pareto) molecules of a run over chosen scores",
+    description="The run's molecules that no other molecule beats on every chosen score component: a "
+    "molecule is dominated when another is at least as good on every score and better on one (all "
+    "scores maximised; molecules with equal scores do not dominate each other). `scores`: "
+    "comma-separated component names of the run's reward, at least two (default: every `score` "
+    "component). Molecules missing a chosen score (null or NaN) are left out and counted in "
+    "`excluded`. Two scores take one O(n log n) sweep; three or more a sort-filter skyline whose work "
+    "is bounded (a 422 naming `scores` when too many molecules are mutually non-dominated). `sample` "
+    "adds that many comparable molecules (a uniform draw, fixed per molecule id) for a scatter plot.",
+    responses={
+        404: {"model": ErrorOut, "description": "no run with this id"},
+        422: {"model": ErrorOut, "description": "`scores` names an unknown component, repeats one or names "
+              "fewer than two; or the front is too large to compute within the work bound"},
+    },
+)
+def run_pareto(
+    run_id: str,
+    scores: str | None = Query(
+        None, description="comma-separated score components, e.g. qed,sa (default: every score component)"
+    ),
+    limit: int = Query(1000, ge=1, le=5000, description="non-dominated molecules returned at most"),
+    sample: int = Query(0, ge=0, le=MAX_SAMPLE, description="comparable molecules to add for a scatter"),
+    session: Session = SESSION,
+) -> ParetoOut:
+    run = get_run(session, run_id)
+    objectives = run_objectives(session, run)
+    names = choose_objectives(scores, objectives)
+    try:
+        front = read_front(session, run_id, names, sample)
+    except FrontTooLarge as error:
+        raise ApiError(422, f"scores: {error}; choose fewer scores", "scores") from None
+    shown = front.ids[spread(len(front.ids), limit)]
+    return ParetoOut(
+        run_id=run_id,
+        scores=names,
+        available=objectives.allowed,
+        items=[molecule_out(m) for m in load_molecules(session, shown.tolist())],
+        front_size=len(front.ids),
+        considered=front.considered,
+        excluded=front.excluded,
+        sample=[
+            ParetoPoint(id=i, values=v)
+            for i, v in zip(front.sample_ids.tolist(), front.sample_values.tolist(), strict=True)
+        ],
     )
 
 
@@ -117,6 +193,38 @@ def _get_molecule(session: Session, molecule_id: int) -> Molecule:
 @router.get("/molecules/{molecule_id}", response_model=MoleculeOut)
 def molecule_detail(molecule_id: MoleculeId, session: Session = SESSION) -> MoleculeOut:
     return molecule_out(_get_molecule(session, molecule_id))
+
+
+def block_flags(request: Request) -> BlockFlags:
+    """The process's open purchasability catalogues (made on first use)."""
+    state = request.app.state
+    if getattr(state, "block_flags", None) is None:
+        state.block_flags = BlockFlags()
+    flags: BlockFlags = state.block_flags
+    return flags
+
+
+@router.get(
+    "/molecules/{molecule_id}/building-blocks",
+    response_model=BuildingBlocksOut,
+    summary="The building blocks of a molecule's route, flagged purchasable or not",
+    description="Each building block of the route, in synthesis order, checked against the catalogue of "
+    "the run's first `purchasable` reward component (the bundled `zinc-instock-mini` bloom filter: "
+    "'probably purchasable'; an uploaded catalogue: exact). `purchasable` is null for every block when "
+    "the run has no such component.",
+    responses={404: {"model": ErrorOut, "description": "no molecule with this id"}},
+)
+def molecule_building_blocks(
+    molecule_id: MoleculeId,
+    session: Session = SESSION,
+    flags: BlockFlags = Depends(block_flags),
+) -> BuildingBlocksOut:
+    mol = _get_molecule(session, molecule_id)
+    config = get_run(session, mol.run_id).config
+    found = purchasable_source(config)
+    items = [BuildingBlockFlagOut(**b) for b in flags.blocks(config, mol.route)]
+    source = None if found is None else catalogue_name(session, found[0])
+    return BuildingBlocksOut(molecule_id=mol.id, source=source, items=items)
 
 
 @router.get("/molecules/{molecule_id}/svg")
@@ -141,10 +249,94 @@ def export_run(
     format: ExportFormat = Query("csv"),
     session: Session = SESSION,
     db: Database = Depends(get_db),
+    settings: Settings = Depends(get_settings),
+    flags: BlockFlags = Depends(block_flags),
 ) -> StreamingResponse:
-    get_run(session, run_id)
+    run = get_run(session, run_id)
+    pose_dir = run_pose_dir(session, run, settings.data_dir)  # SDF: docked poses as 3-D blocks
     session.commit()  # the stream reads in its own short sessions; hold no connection meanwhile
     headers = {"Content-Disposition": f'attachment; filename="{run_id}.{format}"'}
     return StreamingResponse(
-        export_stream(db, run_id, format), media_type=MEDIA_TYPES[format], headers=headers
+        export_stream(db, run_id, format, pose_dir, flags), media_type=MEDIA_TYPES[format], headers=headers
     )
+
+
+_NO_POSE: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorOut, "description": "no molecule with this id, or it has no kept docked pose"}
+}
+
+
+def _docked(session: Session, molecule_id: int, settings: Settings) -> DockedPose:
+    mol = _get_molecule(session, molecule_id)
+    pose = docked_pose(session, mol, settings.data_dir)
+    if pose is None:
+        raise ApiError(
+            404, f"molecule_id: molecule {molecule_id} has no docked pose (no docking component kept one)",
+            "molecule_id",
+        )
+    return pose
+
+
+@router.get(
+    "/molecules/{molecule_id}/docking",
+    response_model=DockedPoseOut,
+    summary="A molecule's docked pose: links, box, affinity",
+    description="Where to fetch the molecule's best docked pose (Vina's top mode, SDF) and the receptor "
+    "it was docked in, with the docking box (centre and edges, Å) and the pose's affinity (kcal/mol).",
+    responses=_NO_POSE,
+)
+def molecule_docking(
+    molecule_id: MoleculeId, session: Session = SESSION, settings: Settings = Depends(get_settings)
+) -> DockedPoseOut:
+    pose = _docked(session, molecule_id, settings)
+    setup = pose.setup
+    return DockedPoseOut(
+        molecule_id=molecule_id,
+        pose_url=f"/api/v1/molecules/{molecule_id}/pose",
+        receptor_url=None if pose.receptor is None else f"/api/v1/molecules/{molecule_id}/receptor",
+        receptor_name=setup.get("receptor"),
+        center=setup.get("center"),
+        size=setup.get("size"),
+        affinity=pose.affinity(),
+        exhaustiveness=setup.get("exhaustiveness"),
+        seed=setup.get("seed"),
+    )
+
+
+@router.get(
+    "/molecules/{molecule_id}/pose",
+    response_class=Response,
+    summary="A molecule's docked pose (SDF)",
+    description="The molecule's best docked pose as one SDF record: 3-D coordinates with hydrogens, the "
+    "bond orders of its SMILES, and the data fields smiles, vina_affinity (kcal/mol), box_center and "
+    "box_size. Kept when a docking component docked it (`pose_dir`; the service's: DATA_DIR/poses).",
+    responses={200: {"content": {"chemical/x-mdl-sdfile": {}}, "description": "an SDF record"}, **_NO_POSE},
+)
+def molecule_pose(
+    molecule_id: MoleculeId, session: Session = SESSION, settings: Settings = Depends(get_settings)
+) -> Response:
+    pose = _docked(session, molecule_id, settings)
+    headers = {"Content-Disposition": f'inline; filename="molecule-{molecule_id}-pose.sdf"'}
+    return Response(pose.sdf.read_bytes(), media_type="chemical/x-mdl-sdfile", headers=headers)
+
+
+@router.get(
+    "/molecules/{molecule_id}/receptor",
+    response_class=Response,
+    summary="The receptor a molecule was docked in (PDBQT)",
+    description="The receptor structure the molecule's pose was docked in: the run's docking receptor, as "
+    "the docking component copied it beside the poses when it docked (no other file is served).",
+    responses={200: {"content": {"chemical/x-pdbqt": {}}, "description": "a PDBQT file"}, **_NO_POSE},
+)
+def molecule_receptor(
+    molecule_id: MoleculeId, session: Session = SESSION, settings: Settings = Depends(get_settings)
+) -> Response:
+    pose = _docked(session, molecule_id, settings)
+    if pose.receptor is None:
+        message = f"molecule_id: the receptor of molecule {molecule_id}'s pose is missing"
+        raise ApiError(404, message, "molecule_id")
+    headers = {
+        "Content-Disposition": 'inline; filename="receptor.pdbqt"',
+        "Cache-Control": "private, max-age=3600",  # named by content: the same set-up, the same file
+    }
+    return Response(pose.receptor.read_bytes(), media_type="chemical/x-pdbqt", headers=headers)

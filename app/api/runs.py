@@ -21,10 +21,13 @@ from app.core.auth import issue_scoped_token, signing_key
 from app.core.db import Database
 from app.core.models import Molecule, Run, utcnow
 from app.core.settings import Settings
+from app.libraries.purchasable import resolve_catalogues
+from app.libraries.reward_models import resolve_assay_models
 from app.runs.configs import check_code_allowed, check_paths, check_storable, run_config_of
 from app.runs.lifecycle import FINISHED, RunStatus, cancel, requeue
 from app.runs.queries import latest_metrics, list_runs, metric_history
 from synflow.config import RunConfig, SamplingConfig
+from synflow.preferences import preference_vector
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
@@ -87,7 +90,10 @@ def create_run(
     """Queue a training run. The body is a RunConfig (validated once, here); every file it names must
     lie inside the server's data directory, and a ``python`` or ``command`` reward must be on the
     server's allowlist (403 otherwise). The stored config is the resolved one (preset values written
-    out)."""
+    out). An ``assay_model`` reward naming a stored model (``NAME`` or ``NAME@VERSION``) is pinned to
+    that version: the stored config records ``reference`` (name@version), the file and its SHA-256."""
+    config = resolve_assay_models(config, session)
+    config = resolve_catalogues(config, session)  # a `purchasable` source: an uploaded catalogue's file
     check_paths(config, settings.data_dir)
     check_storable(config)
     _check_code(config, settings)
@@ -180,10 +186,14 @@ def sample_from_run(
     settings: Settings = Depends(get_settings),
 ) -> RunOut:
     """Queue a sampling job: ``count`` molecules drawn from the run's final checkpoint (and scored by
-    its reward, whose code is checked against today's allowlist)."""
+    its reward, whose code is checked against today's allowlist). ``preference`` (a run trained with
+    ``conditioning.preferences``): the weights to draw at, checked here against the run's preference
+    components (422 naming ``preference`` or ``preference.<name>``, also for an unconditioned run)."""
     parent = get_run(session, run_id)
     if parent.kind == "train":
-        _check_code(run_config_of(parent), settings)
+        parent_config = run_config_of(parent)
+        _check_code(parent_config, settings)
+        preference_vector(parent_config, body.preference)  # the worker's own check, before queueing
     if parent.kind != "train" or parent.status != RunStatus.SUCCEEDED or parent.checkpoint_path is None:
         raise ApiError(
             409,

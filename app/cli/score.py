@@ -17,6 +17,7 @@ from rdkit import Chem
 
 from reactions.readers import MoleculeFileError, read_records
 from synflow.rewards import RewardPluginError, build_reward, load_reward_config
+from synflow.rewards.assay import AssayModelFileError
 
 
 def read_smiles(path: str) -> Iterator[str]:
@@ -65,6 +66,9 @@ def register(cli: typer.Typer) -> None:
         except RewardPluginError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
+        except AssayModelFileError as exc:  # an assay_model component's file: missing, changed, not a model
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
         finally:
             if output:
                 sink.close()

@@ -24,6 +24,7 @@ from app.core.models import Run
 from app.core.settings import Settings
 from app.main import SERVE_SETTINGS_VARIABLE, create_app
 from app.runs.export import ExportFormat, export_stream
+from app.runs.poses import run_pose_dir
 
 _DB_HELP = "SQLAlchemy URL (env SYNFLOW_DATABASE_URL); default sqlite under the data dir"
 _DIR_HELP = "data directory for the SQLite file, checkpoints and uploads (env SYNFLOW_DATA_DIR)"
@@ -92,11 +93,13 @@ def _export(settings: Settings, run_id: str, fmt: ExportFormat, out: Path | None
 
     db = Database.from_settings(settings)
     with db.session() as session:
-        if session.get(Run, run_id) is None:
+        run = session.get(Run, run_id)
+        if run is None:
             raise typer.BadParameter(f"no run {run_id!r}", param_hint="RUN_ID")
+        pose_dir = run_pose_dir(session, run, settings.data_dir)  # SDF: docked poses as 3-D blocks
     handle = out.open("w") if out else sys.stdout
     try:
-        for chunk in export_stream(db, run_id, fmt):
+        for chunk in export_stream(db, run_id, fmt, pose_dir):
             handle.write(chunk)
     finally:
         if out:

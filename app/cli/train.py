@@ -66,6 +66,8 @@ class SampleWriter(TrainerCallback):
                 "scores": molecule.scores,
                 "route": molecule.route,
             }
+            if molecule.preference is not None:  # a preference-conditioned run: the w drawn at
+                line["preference"] = molecule.preference
             self.sink.write(json.dumps(line) + "\n")
         self.count += len(samples)
 
@@ -92,6 +94,10 @@ def register(cli: typer.Typer) -> None:
         except ConfigError as error:
             raise typer.BadParameter(str(error), param_hint="CONFIG") from None
         out.mkdir(parents=True, exist_ok=True)
+        # docked poses (molecules.jsonl's notes.pose names them) under OUT/poses unless the config says
+        run_config = run_config.model_copy(
+            update={"reward": run_config.reward.with_pose_dir((out / "poses").resolve())}
+        )
         (out / "config.json").write_text(run_config.to_json())
         columns = [
             TextColumn("{task.description}"),
@@ -124,6 +130,12 @@ def register(cli: typer.Typer) -> None:
         n: int = typer.Option(100, "-n", min=1, help="number of molecules to draw"),
         temperature: float = typer.Option(1.0, help="sampling temperature (1: the trained distribution)"),
         out: Path | None = typer.Option(None, "--out", help="JSON lines file (default: stdout)"),
+        preference: str | None = typer.Option(
+            None,
+            "--preference",
+            help="a preference-conditioned run: the weights to draw at, e.g. qed=0.7,sa=0.3 "
+            "(default: the reward's configured weights)",
+        ),
     ) -> None:
         """Draw N molecules (with routes and rewards) from a trained checkpoint."""
         from synflow.runtime import configure_torch_threads  # torch: 2.6 s, see train
@@ -131,14 +143,41 @@ def register(cli: typer.Typer) -> None:
 
         configure_torch_threads()
         try:
-            sampling = parse_sampling_config({"count": n, "temperature": temperature})
+            weights = None if preference is None else parse_preference(preference)
+            sampling = parse_sampling_config(
+                {"count": n, "temperature": temperature, "preference": weights}
+            )
         except ConfigError as error:
-            raise typer.BadParameter(str(error)) from None
+            raise typer.BadParameter(str(error), param_hint="--preference") from None
         sink = out.open("w") if out else sys.stdout
         try:
             writer = SampleWriter(sink)
-            outcome = Trainer.from_checkpoint(checkpoint, callbacks=[writer]).draw(sampling)
+            trainer = Trainer.from_checkpoint(checkpoint, callbacks=[writer])
+            try:
+                outcome = trainer.draw(sampling)
+            except ConfigError as error:  # a component this run was not conditioned on
+                raise typer.BadParameter(str(error), param_hint="--preference") from None
+            finally:
+                trainer.close()
         finally:
             if out:
                 sink.close()
         typer.echo(f"{writer.count} molecules ({outcome.message})", err=True)
+
+
+def parse_preference(text: str) -> dict[str, float]:
+    """``qed=0.7,sa=0.3`` → ``{"qed": 0.7, "sa": 0.3}``; ``ConfigError`` naming ``preference`` or
+    ``preference.<name>`` for a malformed entry."""
+    out: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ConfigError([("preference", f"{item!r} is not name=weight (e.g. qed=0.7,sa=0.3)")])
+        try:
+            out[name] = float(value)
+        except ValueError:
+            raise ConfigError([(f"preference.{name}", f"{value.strip()!r} is not a number")]) from None
+    if not out:
+        raise ConfigError([("preference", "no name=weight pairs (e.g. qed=0.7,sa=0.3)")])
+    return out

@@ -102,6 +102,12 @@ class Molecule(Base):
     # popcount ``UNREADABLE_POPCOUNT`` (-1) and no fingerprint when RDKit cannot read the SMILES.
     fingerprint: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     fingerprint_popcount: Mapped[int | None] = mapped_column(Integer)
+    # What the reward's scorers found besides scores (``synflow.rewards.base.Scorer.notes``), NULL
+    # where no component looked: the names of the structural alerts it matches, whether it is
+    # purchasable, and its best docked pose's file (relative to DATA_DIR/poses).
+    alerts: Mapped[list[str] | None] = mapped_column(JSONType)
+    purchasable: Mapped[bool | None] = mapped_column(Boolean)
+    pose: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         UniqueConstraint("run_id", "smiles", name="uq_molecules_run_smiles"),
@@ -140,6 +146,31 @@ class Library(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     __table_args__ = (UniqueConstraint("kind", "name", name="uq_libraries_kind_name"),)
+
+
+class RewardModel(Base):
+    """One version of a model fitted to uploaded measurements (``synflow.rewards.assay``); a run's
+    ``assay_model`` component is resolved to one of these when the run is created."""
+
+    __tablename__ = "reward_models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer)  # 1, 2, … per name
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    n_rows: Mapped[int] = mapped_column(Integer)  # data rows read, rejected ones included
+    n_molecules: Mapped[int] = mapped_column(Integer)  # distinct molecules fitted on
+    n_duplicates: Mapped[int] = mapped_column(Integer)  # rows averaged into another of the same molecule
+    n_rejected: Mapped[int] = mapped_column(Integer)
+    direction: Mapped[str] = mapped_column(String(16))  # higher | lower (is better)
+    estimator: Mapped[str] = mapped_column(String(32))  # random_forest | gaussian_process
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONType)  # CV metrics per candidate estimator
+    smiles_column: Mapped[str] = mapped_column(String(200))
+    value_column: Mapped[str] = mapped_column(String(200))
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_reward_models_name_version"),)
 
 
 class ApiToken(Base):

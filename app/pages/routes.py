@@ -50,6 +50,10 @@ def pages_router() -> APIRouter:
     def runs_page(request: Request) -> HTMLResponse:
         return page(request, "runs.html", title="Runs")
 
+    @router.get("/reward-models", response_class=HTMLResponse)
+    def reward_models_page(request: Request) -> HTMLResponse:
+        return page(request, "reward_models.html", title="Reward models")
+
     @router.get("/runs/new", response_class=HTMLResponse)
     def new_run_page(request: Request) -> HTMLResponse:
         return page(request, "new_run.html", title="New run", divergences=_divergences())
@@ -119,5 +123,15 @@ def pages_router() -> APIRouter:
             return Response("not found", status_code=404, media_type="text/plain")
         media = STATIC_TYPES.get(suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
         return Response(path.read_bytes(), media_type=media, headers={"Cache-Control": "no-cache"})
+
+    @router.get("/pages/static/vendor/{name}")
+    def vendor(name: str) -> Response:
+        """Third-party libraries kept in the repository (static/vendor/README.md: versions, licences)."""
+        path = static_dir / "vendor" / name
+        if "/" in name or name.startswith(".") or path.suffix not in STATIC_TYPES or not path.is_file():
+            return Response("not found", status_code=404, media_type="text/plain")
+        # a vendored file has its version in its name (README.md), so caching it is safe
+        headers = {"Cache-Control": "public, max-age=86400"}
+        return Response(path.read_bytes(), media_type=STATIC_TYPES[path.suffix], headers=headers)
 
     return router

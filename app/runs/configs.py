@@ -29,13 +29,20 @@ _FILE_FIELDS = ("building_blocks", "templates", "cache_dir")
 
 def check_paths(config: RunConfig, data_dir: Path) -> None:
     """A run must not read or write outside the server's data directory: every file the config
-    names must resolve (symlinks followed, ``..`` collapsed) inside it. Raises ``ConfigError``."""
+    names must resolve (symlinks followed, ``..`` collapsed) inside it (the environment's files and
+    a docking component's ``pose_dir``). Raises ``ConfigError``."""
     root = data_dir.resolve()
     errors = []
     for key in _FILE_FIELDS:
         value = getattr(config.environment, key)
         if value is not None and not _inside(value, root):
             errors.append((f"environment.{key}", f"must be a path inside the data directory ({root})"))
+    for i, component in enumerate(config.reward.components):
+        pose_dir = getattr(component, "pose_dir", None)  # docking components keep poses there
+        if pose_dir is not None and not _inside(pose_dir, root):
+            errors.append(
+                (f"reward.components.{i}.pose_dir", f"must be a path inside the data directory ({root})")
+            )
     if errors:
         raise ConfigError(errors)
 

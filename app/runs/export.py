@@ -6,13 +6,16 @@ import csv
 import io
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Literal
 
 from sqlalchemy import select
 
 from app.chem.render import sdf_record
 from app.core.db import Database
-from app.core.models import Molecule
+from app.core.models import Molecule, Run
+from app.runs.poses import pose_molblock, pose_record
+from app.runs.purchasability import BlockFlags, ExportNotes
 
 ExportFormat = Literal["csv", "sdf", "jsonl"]
 MEDIA_TYPES = {"csv": "text/csv", "sdf": "chemical/x-mdl-sdfile", "jsonl": "application/x-ndjson"}
@@ -57,7 +60,15 @@ def _base(mol: Molecule) -> dict[str, object]:
     }
 
 
-def export_csv(db: Database, run_id: str) -> Iterator[str]:
+def run_notes(db: Database, run_id: str, block_flags: BlockFlags | None = None) -> ExportNotes:
+    """The run's alerts / purchasability columns, its blocks flagged with its own catalogue."""
+    with db.session() as session:
+        config = session.scalar(select(Run.config).where(Run.id == run_id))
+    return ExportNotes(config, block_flags)
+
+
+def export_csv(db: Database, run_id: str, notes: ExportNotes | None = None) -> Iterator[str]:
+    notes = notes or run_notes(db, run_id)
     scores = score_names(db, run_id)
     columns = [
         "id",
@@ -67,13 +78,19 @@ def export_csv(db: Database, run_id: str) -> Iterator[str]:
         "step",
         "times_sampled",
         *[f"score_{n}" for n in scores],
+        "purchasable",
+        "alerts",
+        "building_blocks_purchasable",
         "route",
     ]
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(columns)
     for i, mol in enumerate(iter_molecules(db, run_id)):
-        row = [*_base(mol).values(), *[(mol.scores or {}).get(n) for n in scores], json.dumps(mol.route)]
+        row = [
+            *_base(mol).values(), *[(mol.scores or {}).get(n) for n in scores],
+            *notes.text(mol.purchasable, mol.alerts, mol.route).values(), json.dumps(mol.route),
+        ]
         writer.writerow(row)
         if i % 200 == 199:
             yield _drain(buffer)
@@ -87,22 +104,43 @@ def _drain(buffer: io.StringIO) -> str:
     return text
 
 
-def export_jsonl(db: Database, run_id: str) -> Iterator[str]:
+def export_jsonl(db: Database, run_id: str, notes: ExportNotes | None = None) -> Iterator[str]:
+    notes = notes or run_notes(db, run_id)
     for mol in iter_molecules(db, run_id):
-        yield json.dumps({**_base(mol), "scores": mol.scores, "route": mol.route}) + "\n"
+        found = notes.fields(mol.purchasable, mol.alerts, mol.route)
+        yield json.dumps({**_base(mol), "scores": mol.scores, **found, "route": mol.route}) + "\n"
 
 
-def export_sdf(db: Database, run_id: str) -> Iterator[str]:
+def export_sdf(
+    db: Database, run_id: str, pose_dir: Path | None = None, notes: ExportNotes | None = None
+) -> Iterator[str]:
+    """One record per molecule; a molecule with a docked pose under ``pose_dir`` gets the pose's
+    3-D coordinates (hydrogens included) as its molecule block, the others a 2-D depiction: the
+    ``coordinates`` property says which (``docked_3d`` or ``2d``)."""
+    notes = notes or run_notes(db, run_id)
     for mol in iter_molecules(db, run_id):
         props = {
             **_base(mol),
             **{f"score_{k}": v for k, v in (mol.scores or {}).items()},
+            **notes.text(mol.purchasable, mol.alerts, mol.route),
             "route": json.dumps(mol.route),
         }
         props.pop("smiles")
         props["smiles"] = mol.smiles
-        yield sdf_record(mol.smiles, f"{run_id}:{mol.id}", props)
+        block = pose_molblock(pose_dir, mol.pose) if pose_dir is not None and mol.pose else None
+        if block is None:
+            yield sdf_record(mol.smiles, f"{run_id}:{mol.id}", {**props, "coordinates": "2d"})
+        else:
+            yield pose_record(block, f"{run_id}:{mol.id}", {**props, "coordinates": "docked_3d"})
 
 
-def export_stream(db: Database, run_id: str, fmt: ExportFormat) -> Iterator[str]:
-    return {"csv": export_csv, "sdf": export_sdf, "jsonl": export_jsonl}[fmt](db, run_id)
+def export_stream(
+    db: Database, run_id: str, fmt: ExportFormat, pose_dir: Path | None = None,
+    block_flags: BlockFlags | None = None,
+) -> Iterator[str]:
+    """``fmt`` export of a run; ``pose_dir``: where its docked poses are (``app.runs.poses``), for SDF;
+    ``block_flags``: the process's open purchasability catalogues (a fresh one otherwise)."""
+    notes = run_notes(db, run_id, block_flags)
+    if fmt == "sdf":
+        return export_sdf(db, run_id, pose_dir, notes)
+    return {"csv": export_csv, "jsonl": export_jsonl}[fmt](db, run_id, notes)

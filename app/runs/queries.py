@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from sqlalchemy import ColumnElement, Select, and_, case, func, null, or_, select, tuple_
@@ -99,6 +99,8 @@ class MoleculeQuery:
     smarts: str | None = None
     similar_to: str | None = None
     min_similarity: float = 0.5
+    purchasable: bool | None = None  # only molecules a purchasability component marked so
+    alerts: Literal["none", "any"] | None = None  # checked and clean, or matching at least one alert
     # A SMARTS or similarity request passes over at most this many rows in sort order (counted in
     # ``scanned``, whether the database ruled a row out by popcount or it was tested in Python).
     max_scan: int = 50_000
@@ -132,6 +134,20 @@ def _molecule_conditions(q: MoleculeQuery) -> list[ColumnElement[bool]]:
             conditions.append(expr >= low)
         if high is not None:
             conditions.append(expr <= high)
+    return conditions + _note_conditions(q)
+
+
+def _note_conditions(q: MoleculeQuery) -> list[ColumnElement[bool]]:
+    """Filters on the reward's notes. A molecule no alerts component looked at (NULL) is neither
+    ``none`` nor ``any``; the first element of the JSON list (JSON_EXTRACT / ->>) tells empty from not,
+    the same SQL on SQLite and PostgreSQL."""
+    conditions: list[ColumnElement[bool]] = []
+    if q.purchasable is not None:
+        conditions.append(Molecule.purchasable.is_(q.purchasable))
+    if q.alerts is not None:
+        first = Molecule.alerts[0].as_string()
+        found = first.is_not(None) if q.alerts == "any" else first.is_(None)
+        conditions.append(and_(Molecule.alerts.is_not(None), found))
     return conditions
 
 

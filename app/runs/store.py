@@ -34,7 +34,7 @@ CHUNK_ROWS = 5000  # rows per SQLite executemany call (bounded memory per call)
 # Column order of a prepared molecule row (run_id is added per dialect).
 _COLUMNS = (
     "smiles", "inchikey", "reward", "scores", "route", "step", "last_step", "first_seen", "times_sampled",
-    "error", "fingerprint", "fingerprint_popcount",
+    "error", "fingerprint", "fingerprint_popcount", "alerts", "purchasable", "pose",
 )
 
 # Idempotence: a conflicting row only changes when the incoming step is later than the stored
@@ -52,17 +52,20 @@ _SQLITE_UPSERT = (
 _PG_STAGING = (
     "CREATE TEMP TABLE IF NOT EXISTS molecule_staging (smiles text, inchikey text, reward double precision, "
     "scores text, route text, step integer, last_step integer, first_seen timestamp, times_sampled integer, "
-    "error text, fingerprint bytea, fingerprint_popcount integer) "
+    "error text, fingerprint bytea, fingerprint_popcount integer, alerts text, purchasable boolean, "
+    "pose text) "
     "ON COMMIT DELETE ROWS"
 )
 # Binary COPY: the fingerprints in text COPY's hex cost PostgreSQL writes ~15 % of their rate.
 _PG_STAGING_TYPES = (
     "text", "text", "float8", "text", "text", "int4", "int4", "timestamp", "int4", "text", "bytea", "int4",
+    "text", "bool", "text",
 )
 _PG_UPSERT = (
     f"INSERT INTO molecules (run_id, {', '.join(_COLUMNS)}) "
     "SELECT %s, smiles, inchikey, reward, scores::jsonb, route::jsonb, step, last_step, first_seen, "
-    "times_sampled, error, fingerprint, fingerprint_popcount FROM molecule_staging " + _ON_CONFLICT
+    "times_sampled, error, fingerprint, fingerprint_popcount, alerts::jsonb, purchasable, pose "
+    "FROM molecule_staging " + _ON_CONFLICT
 )
 
 
@@ -111,6 +114,18 @@ class _Fingerprints:
         return packed, popcount(packed)
 
 
+def _note_columns(notes: dict[str, Any]) -> tuple[str | None, bool | None, str | None]:
+    """(alerts JSON, purchasable, pose) of a record's ``notes``; None where no scorer looked."""
+    alerts = notes.get("alerts")
+    purchasable = notes.get("purchasable")
+    pose = notes.get("pose")
+    return (
+        None if alerts is None else _encode([str(a) for a in alerts]),
+        None if purchasable is None else bool(purchasable),
+        None if pose is None else str(pose),
+    )
+
+
 def _aggregate(records: Iterable[SampledMolecule], now: Any) -> list[list[Any]]:
     """One row per SMILES (in ``_COLUMNS`` order): the first occurrence's data, the sampled count
     and the step span; JSON serialised once per distinct molecule, and its InChIKey and fingerprint
@@ -124,7 +139,7 @@ def _aggregate(records: Iterable[SampledMolecule], now: Any) -> list[list[Any]]:
             rows[rec.smiles] = [
                 rec.smiles, rec.inchikey or inchikey(rec.smiles), _finite(rec.reward) or 0.0,
                 _scores_json(rec.scores), _encode(rec.route), rec.step, rec.step, now, 1, rec.error,
-                *fingerprints(rec),
+                *fingerprints(rec), *_note_columns(rec.notes),
             ]
         else:
             row[8] += 1

@@ -23,6 +23,7 @@ from app.core.models import Run
 from app.core.settings import Settings
 from app.runs.configs import run_config_of, sampling_config_of
 from app.runs.lifecycle import RunStatus, finish, renew_lease
+from app.runs.poses import pose_root
 from app.runs.store import write_metrics, write_molecules
 from synflow.callbacks import SampledMolecule, TrainerCallback, TrainingOutcome
 from synflow.checkpoint import CHECKPOINT_NAME
@@ -141,14 +142,17 @@ def execute_run(
 
 def _with_server_defaults(config: RunConfig, settings: Settings) -> RunConfig:
     """What the server supplies to a run that leaves it unset (the stored config is not changed):
-    its Ray cluster, and a cache under the data directory, so the compatibility index and the
-    retro-analysis store are shared by every run on the same library and templates."""
+    its Ray cluster, a cache under the data directory, so the compatibility index and the
+    retro-analysis store are shared by every run on the same library and templates, and the
+    directory docking components keep their poses in."""
     training, environment = config.training, config.environment
     if training.executor == "ray" and training.ray_address is None and settings.ray_address:
         training = training.model_copy(update={"ray_address": settings.ray_address})
     if environment.cache_dir is None:
         environment = environment.model_copy(update={"cache_dir": settings.data_dir / "cache"})
-    return config.model_copy(update={"training": training, "environment": environment})
+    # docked poses under DATA_DIR/poses, where the API serves them from
+    reward = config.reward.with_pose_dir(pose_root(settings.data_dir))
+    return config.model_copy(update={"training": training, "environment": environment, "reward": reward})
 
 
 def _record_failure(execution: RunExecution, error: Exception) -> None:

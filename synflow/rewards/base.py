@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from rdkit import Chem
@@ -30,6 +31,13 @@ class Scorer:
         reason gets the reward floor and keeps the reason, the rest of the batch is unaffected.
         """
         return self(mols, smiles), [None] * len(smiles)
+
+    def notes(self, smiles: Sequence[str]) -> list[dict[str, Any]]:
+        """Per molecule of the batch just scored (same ``smiles``), what the scorer found besides its
+        value, stored with the molecule: ``alerts`` (matched structural-alert names), ``purchasable``
+        (bool), ``pose`` (the docked pose's file, relative to the pose directory). JSON values only;
+        the default finds nothing."""
+        return [{} for _ in smiles]
 
     def close(self) -> None:
         """Release processes or files; the default holds none."""

@@ -260,9 +260,121 @@ class DockingComponent(ComponentBase):
         "(ray: every CPU free on the cluster)",
     )
     timeout_s: float = Field(300.0, gt=0, description="per ligand; a timed-out ligand scores 0")
+    pose_dir: Path | None = Field(
+        None,
+        description="where each docked molecule's best pose (SDF) is kept, named by its content; unset: "
+        "not kept (the service uses DATA_DIR/poses, `synflow train` OUT/poses)",
+    )
 
     def effective_transform(self) -> TransformConfig:
         return self.transform or DEFAULT_DOCKING_TRANSFORM
+
+
+# A stored reward model's name, optionally pinned to a version: `solubility`, `solubility@2`.
+MODEL_REFERENCE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]{0,99})(@(?P<version>[1-9][0-9]{0,8}))?$")
+
+
+def is_model_reference(model: str) -> bool:
+    """Whether ``model`` names a stored reward model (``name`` or ``name@version``), not a file."""
+    return MODEL_REFERENCE.match(model) is not None and not model.endswith(".npz")
+
+
+class AssayModelComponent(ComponentBase):
+    """A model fitted to your own measurements (``POST /api/v1/reward-models``, or
+    ``synflow.rewards.assay``): the predicted value mapped to [0, 1] by the transform fitted with
+    the model (its direction included). With ``uncertainty_bonus`` κ > 0 the score is
+    ``clip(t(μ) + κ·σ_t, 0, 1)``: optimism where the model is unsure (an upper confidence bound)."""
+
+    type: Literal["assay_model"] = "assay_model"
+    model: str = Field(
+        min_length=1,
+        max_length=4096,
+        description="the stored model file (.npz); through the service a model's name or `name@version` "
+        "(the latest version when none is given), resolved when the run is created",
+    )
+    uncertainty_bonus: float = Field(0.0, ge=0.0, le=100.0, description="κ: weight of the predicted std")
+    reference: str | None = Field(
+        None, description="`name@version` the service resolved `model` to (written by the service)"
+    )
+    sha256: str | None = Field(
+        None, pattern=r"^[0-9a-f]{64}$", description="the model file's SHA-256: a changed file is refused"
+    )
+
+    def default_name(self) -> str:
+        if self.reference:
+            return self.reference.split("@", 1)[0]
+        if is_model_reference(self.model):
+            return self.model.split("@", 1)[0]
+        return Path(self.model).stem
+
+
+AlertCatalog = Literal[
+    "PAINS_A", "PAINS_B", "PAINS_C", "PAINS", "BRENK", "NIH", "ZINC",
+    "CHEMBL", "CHEMBL_BMS", "CHEMBL_LINT", "CHEMBL_MLSMR",
+]
+
+
+def _default_alert_catalogs() -> list[AlertCatalog]:
+    return ["PAINS_A", "PAINS_B", "PAINS_C", "BRENK", "NIH"]
+
+
+class AlertsComponent(ComponentBase):
+    """Structural alerts from RDKit's FilterCatalog (PAINS A/B/C, Brenk, NIH, ...): the value is
+    ``penalty ** n`` for n distinct alerts matched, so 1 without alerts; with the default penalty 0
+    any alert gives 0 (a hard filter), with 0 < penalty < 1 each alert multiplies by it. The matched
+    alerts (``CATALOG: name``) are stored with the molecule. A filter unless `role` says otherwise."""
+
+    type: Literal["alerts"] = "alerts"
+    role: Literal["score", "filter"] = "filter"
+    catalogs: list[AlertCatalog] = Field(
+        default_factory=_default_alert_catalogs,
+        min_length=1,
+        description="RDKit FilterCatalog catalogues; PAINS is PAINS_A + PAINS_B + PAINS_C",
+    )
+    penalty: float = Field(0.0, ge=0.0, le=1.0, description="factor per alert (0: any alert gives 0)")
+
+    @field_validator("catalogs")
+    @classmethod
+    def _distinct(cls, catalogs: list[str]) -> list[str]:
+        if len(set(catalogs)) != len(catalogs):
+            raise ValueError("list each catalogue once")
+        if "PAINS" in catalogs and {"PAINS_A", "PAINS_B", "PAINS_C"} & set(catalogs):
+            raise ValueError("PAINS already holds PAINS_A, PAINS_B and PAINS_C: list either")
+        return catalogs
+
+
+BUNDLED_PURCHASABILITY = ("zinc-instock-mini",)
+
+
+class PurchasableComponent(ComponentBase):
+    """Purchasability: 1 if the molecule is in the catalogue, else 0, stored with the molecule.
+    `source` `zinc-instock-mini` is molbloom's bundled Bloom filter of ZINC20's in-stock molecules
+    ("probably purchasable": about 7 % false positives, measured); any other value is a molecule
+    file (.smi/.csv/.sdf, optionally .gz) matched exactly (`match`: InChIKey or canonical SMILES of
+    the largest fragment, neutralised); through the service, the name of an uploaded catalogue
+    (`POST /api/v1/catalogues`), resolved to its file when the run is created."""
+
+    type: Literal["purchasable"] = "purchasable"
+    source: str = Field(
+        "zinc-instock-mini", min_length=1, max_length=4096,
+        description="`zinc-instock-mini`, a catalogue file, or (service) an uploaded catalogue's name",
+    )
+    match: Literal["inchikey", "smiles"] = Field(
+        "inchikey", description="how a catalogue file is matched (ignored for the bloom filter)"
+    )
+
+    @field_validator("source")
+    @classmethod
+    def _offline(cls, source: str) -> str:
+        if source in ("zinc20", "zinc-instock", "surechembl"):
+            raise ValueError(
+                f"molbloom's {source!r} filter needs a download, which synflow never does; use "
+                "zinc-instock-mini or a catalogue file"
+            )
+        return source
+
+    def is_bundled(self) -> bool:
+        return self.source in BUNDLED_PURCHASABILITY
 
 
 def component_registry() -> Mapping[str, type[ComponentBase]]:
@@ -277,6 +389,9 @@ def component_registry() -> Mapping[str, type[ComponentBase]]:
         PythonComponent,
         CommandComponent,
         DockingComponent,
+        AssayModelComponent,
+        AlertsComponent,
+        PurchasableComponent,
     ]
     return MappingProxyType({c.model_fields["type"].default: c for c in classes})
 
@@ -290,6 +405,9 @@ ComponentConfig = Annotated[
     | PmoComponent
     | PythonComponent
     | CommandComponent
-    | DockingComponent,
+    | DockingComponent
+    | AssayModelComponent
+    | AlertsComponent
+    | PurchasableComponent,
     WrapValidator(tagged_validator(component_registry)),
 ]

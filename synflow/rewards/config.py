@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
-from synflow.rewards.components import ComponentConfig
+from synflow.rewards.components import ComponentConfig, DockingComponent
 from synflow.rewards.results import DEFAULT_LOG_REWARD_FLOOR
 
 
@@ -56,6 +56,16 @@ class RewardConfig(BaseModel):
     @property
     def names(self) -> list[str]:
         return [c.label for c in self.components]
+
+    def with_pose_dir(self, pose_dir: Path) -> RewardConfig:
+        """A copy with ``pose_dir`` on each docking component that leaves it unset."""
+        components = [
+            c.model_copy(update={"pose_dir": pose_dir})
+            if isinstance(c, DockingComponent) and c.pose_dir is None
+            else c
+            for c in self.components
+        ]
+        return self.model_copy(update={"components": components})
 
     def fingerprint(self) -> str:
         """A stable hash of the definition: scores cached under one fingerprint are reusable."""

@@ -11,12 +11,21 @@ A ligand that cannot be prepared or docked, or that times out, gets a NaN affini
 reward turns into a score of 0 (the raw value stays NaN so it is visible); the reasons are kept in
 ``DockingScorer.failures``. Salts and mixtures are docked as their largest fragment. ``ray`` is
 imported only when a scorer is built with ``executor="ray"``.
+
+Each docker also returns the best pose (Vina's top mode) as SDF text, converted by meeko from the
+PDBQT with the ligand's bond orders; the scorer, in the process that scores (never on a Ray node),
+writes it under ``pose_dir`` (``synflow.rewards.poses``: named by content, written atomically) and
+``notes`` gives each molecule's pose file. A pose that cannot be converted or written leaves the
+affinity as it is, only without a pose.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
+import json
+import logging
 import math
 import multiprocessing as mp
 import os
@@ -38,6 +47,9 @@ from rdkit.Chem.MolStandardize import rdMolStandardize
 
 from synflow.ray_support import connect_ray, import_ray
 from synflow.rewards.base import Scorer
+from synflow.rewards.poses import RECEPTOR_FILE, SETUP_FILE, ligand_file, setup_digest, write_atomic
+
+log = logging.getLogger(__name__)
 
 Executor = Literal["local", "ray"]
 EXECUTORS: tuple[Executor, ...] = ("local", "ray")
@@ -60,6 +72,8 @@ class DockingResult:
     affinity: float  # kcal/mol, NaN when it failed
     error: str | None = None
     seconds: float = 0.0
+    pose: str | None = None  # the best pose as SDF text (None when docking or the conversion failed)
+    pose_error: str | None = None  # why a docked ligand has no pose
 
 
 def receptor_box(directory: str | Path) -> tuple[str, tuple[float, float, float]]:
@@ -113,6 +127,29 @@ def dock_one(vina: Any, smiles: str, settings: DockingSettings) -> float:
     return float(vina.energies(n_poses=1)[0][0])
 
 
+def pose_sdf(pose_pdbqt: str, smiles: str, affinity: float, settings: DockingSettings) -> str:
+    """Vina's top mode as an SDF record: meeko rebuilds the RDKit molecule from the PDBQT with the
+    bond orders of the SMILES it wrote into it (hydrogens Vina does not move are placed back), and
+    the record carries the SMILES, the affinity and the box."""
+    from meeko import PDBQTMolecule, RDKitMolCreate  # lazy, as in ligand_pdbqt
+
+    mols = RDKitMolCreate.from_pdbqt_mol(PDBQTMolecule(pose_pdbqt, skip_typing=True))
+    if not mols or mols[0] is None:
+        raise ValueError("meeko could not rebuild the docked molecule")
+    mol = Chem.Mol(mols[0])
+    for name in list(mol.GetPropNames()):
+        mol.ClearProp(name)
+    mol.SetProp("_Name", smiles)
+    mol.SetProp("smiles", smiles)
+    mol.SetProp("vina_affinity", f"{affinity:.3f}")  # kcal/mol
+    mol.SetProp("box_center", " ".join(f"{v:.3f}" for v in settings.center))
+    mol.SetProp("box_size", " ".join(f"{v:.3f}" for v in settings.size))
+    buffer = io.StringIO()
+    with Chem.SDWriter(buffer) as writer:
+        writer.write(mol)
+    return buffer.getvalue()
+
+
 class LigandDocker:
     """One Vina with the receptor's grid maps, docking one ligand at a time on one core.
 
@@ -141,10 +178,15 @@ class LigandDocker:
     def dock(self, smiles: str) -> DockingResult:
         start = time.perf_counter()
         try:
-            affinity, error = dock_one(self._vina, smiles, self.settings), None
+            affinity = dock_one(self._vina, smiles, self.settings)
         except Exception as exc:
-            affinity, error = math.nan, repr(exc)
-        return DockingResult(affinity, error, time.perf_counter() - start)
+            return DockingResult(math.nan, repr(exc), time.perf_counter() - start)
+        pose, pose_error = None, None
+        try:  # after the affinity is final: a pose that fails to convert never changes the score
+            pose = pose_sdf(self._vina.poses(n_poses=1), smiles, affinity, self.settings)
+        except Exception as exc:
+            pose_error = repr(exc)
+        return DockingResult(affinity, None, time.perf_counter() - start, pose, pose_error)
 
 
 def _receptor_copy(pdbqt: str) -> str:
@@ -504,12 +546,13 @@ class DockingScorer(Scorer):
     ``processes`` dockers (default: every core this process may use, or with ``executor="ray"``
     every CPU free on the cluster when the pool starts), ``timeout_s`` per ligand. ``executor``:
     ``local`` worker processes or ``ray`` actors (on the cluster at ``ray_address``, or a local
-    Ray instance); the affinities are the same.
+    Ray instance); the affinities are the same. ``pose_dir``: where each docked molecule's best pose
+    is kept (``synflow.rewards.poses``), written here whichever executor docked it; None keeps none.
     """
 
     def __init__(
         self, settings: DockingSettings, processes: int | None = None, timeout_s: float = 300.0,
-        executor: Executor = "local", ray_address: str | None = None,
+        executor: Executor = "local", ray_address: str | None = None, pose_dir: Path | None = None,
     ) -> None:
         if not Path(settings.receptor).is_file():
             raise FileNotFoundError(f"docking receptor not found: {settings.receptor}")
@@ -523,6 +566,9 @@ class DockingScorer(Scorer):
         self.executor = executor
         self.ray_address = ray_address
         self.failures: dict[str, str] = {}
+        self.pose_dir = pose_dir
+        self._setup: str | None = None  # the pose directory's folder for these settings, once made
+        self._poses: dict[str, str] = {}  # the last batch's pose names by SMILES (what ``notes`` gives)
         self._pool: DockingPool | RayDockingPool | None = None
 
     @property
@@ -541,7 +587,54 @@ class DockingScorer(Scorer):
             self._pool = None
             raise
         self.failures.update({s: r.error for s, r in zip(smiles, results, strict=True) if r.error})
+        self._poses = self._keep_poses(smiles, results)
         return np.array([r.affinity for r in results], dtype=np.float64)
+
+    def notes(self, smiles: Sequence[str]) -> list[dict[str, Any]]:
+        """``{"pose": name}`` (relative to ``pose_dir``) for each molecule of the last batch that has one."""
+        return [{"pose": self._poses[s]} if s in self._poses else {} for s in smiles]
+
+    def _keep_poses(self, smiles: Sequence[str], results: Sequence[DockingResult]) -> dict[str, str]:
+        """Write the batch's poses under ``pose_dir``; their names by SMILES. A pose that cannot be
+        written is logged and left out: the molecule keeps its affinity."""
+        if self.pose_dir is None:
+            return {}
+        kept: dict[str, str] = {}
+        try:
+            folder = self._setup_folder()
+            for s, result in zip(smiles, results, strict=True):
+                if result.pose is None:
+                    if result.pose_error is not None:
+                        log.warning("no pose kept for %s: %s", s, result.pose_error)
+                    continue
+                name = f"{folder}/{ligand_file(s)}"
+                path = self.pose_dir / name
+                if not path.is_file():  # the same set-up and molecule give the same pose
+                    write_atomic(path, result.pose)
+                kept[s] = name
+        except OSError as exc:
+            log.warning("docked poses could not be written under %s: %s", self.pose_dir, exc)
+        return kept
+
+    def _setup_folder(self) -> str:
+        """This scorer's folder in ``pose_dir``, with the receptor and the set-up written once."""
+        if self._setup is None:
+            assert self.pose_dir is not None
+            receptor = Path(self.settings.receptor).read_text()
+            setup = {
+                "center": list(self.settings.center), "size": list(self.settings.size),
+                "exhaustiveness": self.settings.exhaustiveness, "n_poses": self.settings.n_poses,
+                "seed": self.settings.seed,
+            }
+            digest = setup_digest(receptor, setup)
+            folder = self.pose_dir / digest
+            if not (folder / RECEPTOR_FILE).is_file():
+                write_atomic(folder / RECEPTOR_FILE, receptor)
+            if not (folder / SETUP_FILE).is_file():
+                setup["receptor"] = Path(self.settings.receptor).name
+                write_atomic(folder / SETUP_FILE, json.dumps(setup, indent=2))
+            self._setup = digest
+        return self._setup
 
     def _start_pool(self) -> DockingPool | RayDockingPool:
         if self.executor == "ray":

@@ -16,13 +16,18 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from synflow.rewards.alerts import AlertScorer
+from synflow.rewards.assay import AssayModelScorer
 from synflow.rewards.base import Scorer
 from synflow.rewards.components import (
+    AlertsComponent,
+    AssayModelComponent,
     CommandComponent,
     ComponentBase,
     DockingComponent,
     PhyschemComponent,
     PmoComponent,
+    PurchasableComponent,
     PythonComponent,
     QedComponent,
     SaComponent,
@@ -39,6 +44,7 @@ from synflow.rewards.molecular import (
 )
 from synflow.rewards.plugins import CommandPlugin, PythonPlugin
 from synflow.rewards.pmo import pmo_oracle
+from synflow.rewards.purchasable import PurchasableScorer, open_catalogue
 
 
 @dataclass(frozen=True)
@@ -108,8 +114,20 @@ def build_docking(component: DockingComponent, placement: Placement) -> Scorer:
     )
     return DockingScorer(
         settings, processes=component.processes, timeout_s=component.timeout_s,
-        executor=placement.executor, ray_address=placement.ray_address,
+        executor=placement.executor, ray_address=placement.ray_address, pose_dir=component.pose_dir,
     )
+
+
+def build_assay_model(component: AssayModelComponent, placement: Placement) -> Scorer:
+    return AssayModelScorer(component.model, component.uncertainty_bonus, component.sha256)
+
+
+def build_alerts(component: AlertsComponent, placement: Placement) -> Scorer:
+    return AlertScorer(tuple(component.catalogs), component.penalty)
+
+
+def build_purchasable(component: PurchasableComponent, placement: Placement) -> Scorer:
+    return PurchasableScorer(open_catalogue(component.source, component.match))
 
 
 # Each builder takes exactly the component class it is listed under, and the placement.
@@ -125,6 +143,9 @@ BUILDERS: Mapping[type[ComponentBase], Builder] = MappingProxyType({
     PythonComponent: build_python,
     CommandComponent: build_command,
     DockingComponent: build_docking,
+    AssayModelComponent: build_assay_model,
+    AlertsComponent: build_alerts,
+    PurchasableComponent: build_purchasable,
 })
 
 

@@ -34,6 +34,7 @@ class MoleculeScore:
     valid: bool
     scored: bool = True
     error: str | None = None
+    notes: dict[str, object] = field(default_factory=dict)  # see ``Scorer.notes``
 
     def to_json(self) -> dict[str, object]:
         def clean(v: float) -> float | None:
@@ -46,6 +47,8 @@ class MoleculeScore:
         }
         if self.error is not None:
             out["error"] = self.error
+        if self.notes:
+            out["notes"] = self.notes
         return out
 
 
@@ -69,6 +72,7 @@ class RewardBatch:
     scored: np.ndarray
     budget_exhausted: bool = False
     errors: list[str | None] = field(default_factory=list)
+    notes: list[dict[str, object]] = field(default_factory=list)  # per molecule, ``Scorer.notes``
 
     def __len__(self) -> int:
         return len(self.smiles)
@@ -79,6 +83,7 @@ class RewardBatch:
             reward=float(self.reward[i]), scores={k: float(v[i]) for k, v in self.scores.items()},
             valid=bool(self.valid[i]), scored=bool(self.scored[i]),
             error=self.errors[i] if self.errors else None,
+            notes=self.notes[i] if self.notes else {},
         )
 
     def __iter__(self) -> Iterator[MoleculeScore]:

@@ -5,7 +5,7 @@ The top layer of ``synflow.rewards``: scorers come from ``factory.build_scorer``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,9 +31,10 @@ class _Component:
 
     def evaluate(
         self, mols: list[Chem.Mol], smiles: list[str]
-    ) -> tuple[dict[str, np.ndarray], list[str | None]]:
-        """Columns of this component, and per molecule the reason it could not be scored."""
+    ) -> tuple[dict[str, np.ndarray], list[str | None], list[dict[str, Any]]]:
+        """Columns of this component, per molecule the reason it could not be scored, and its notes."""
         values, errors = self.scorer.score_with_errors(mols, smiles)
+        notes = self.scorer.notes(smiles)
         raw = np.asarray(values, dtype=np.float64)
         failed = np.array([e is not None for e in errors], dtype=bool)
         transform = self.config.effective_transform()
@@ -46,7 +47,7 @@ class _Component:
         out = {self.name: np.where(failed, np.nan, score)}
         if self.keep_raw:
             out[f"{self.name}_raw"] = raw
-        return out, [None if e is None else f"{self.name}: {e}" for e in errors]
+        return out, [None if e is None else f"{self.name}: {e}" for e in errors], notes
 
 
 @dataclass
@@ -54,6 +55,7 @@ class _Entry:
     reward: float
     scores: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    notes: dict[str, Any] = field(default_factory=dict)  # what scorers found besides values
 
 
 class Reward:
@@ -120,10 +122,13 @@ class Reward:
             return
         columns: dict[str, np.ndarray] = {}
         errors: list[str | None] = [None] * len(canonical)
+        notes: list[dict[str, Any]] = [{} for _ in canonical]
         for component in self._components:
-            values, failures = component.evaluate(mols, canonical)
+            values, failures, found = component.evaluate(mols, canonical)
             columns.update(values)
             errors = [a if a is not None else b for a, b in zip(errors, failures, strict=True)]
+            for mine, theirs in zip(notes, found, strict=True):
+                mine.update(theirs)
         # a molecule a plugin failed on gets the floor, not a reward from its other components
         rewards = np.where(
             [e is not None for e in errors],
@@ -132,15 +137,38 @@ class Reward:
         )
         for i, s in enumerate(canonical):
             scores = {k: float(v[i]) for k, v in columns.items()}
-            self._cache[s] = _Entry(float(rewards[i]), scores, errors[i])
+            self._cache[s] = _Entry(float(rewards[i]), scores, errors[i], notes[i])
         self.oracle_calls += len(canonical)
 
-    def _aggregate(self, columns: dict[str, np.ndarray]) -> np.ndarray:
+    def aggregate(self, scores: Mapping[str, Any], weights: Mapping[str, float]) -> np.ndarray:
+        """The reward of already-scored molecules with ``weights`` (score component name → weight ≥ 0,
+        not all zero; score components left out weigh 0) instead of the configured weights: the same
+        weighted mean, then the filters. ``scores``: a batch's or an entry's per-component scores
+        (arrays or floats). No oracle call: preference-conditioned training uses it per trajectory.
+        A molecule a plugin failed on must still get 0 (its error is not in ``scores``)."""
+        columns = {k: np.nan_to_num(np.atleast_1d(np.asarray(v, dtype=np.float64)), nan=0.0)
+                   for k, v in scores.items()}
+        scored = [c.name for c in self._components if c.config.role == "score"]
+        unknown = sorted(set(weights) - set(scored))
+        if unknown:
+            raise KeyError(
+                f"not score components: {', '.join(unknown)}; score components: {', '.join(scored)}"
+            )
+        if scored and not any(weights.get(name, 0.0) > 0 for name in scored):
+            raise ValueError("the weights of the score components sum to zero")
+        return self._aggregate(columns, weights)
+
+    def _aggregate(
+        self, columns: dict[str, np.ndarray], preference: Mapping[str, float] | None = None
+    ) -> np.ndarray:
         n = len(next(iter(columns.values())))
         scored = [c for c in self._components if c.config.role == "score"]
         reward = np.ones(n)
         if scored:
-            weights = np.array([c.config.weight for c in scored])
+            if preference is None:
+                weights = np.array([c.config.weight for c in scored])
+            else:
+                weights = np.array([float(preference.get(c.name, 0.0)) for c in scored])
             matrix = np.stack([columns[c.name] for c in scored], axis=1)
             reward = _weighted_mean(matrix, weights / weights.sum(), self.config.aggregation)
         for c in self._components:
@@ -159,6 +187,7 @@ class Reward:
             valid=np.array([c is not None for c in canonical], dtype=bool),
             scored=np.array([e is not None or c is None for e, c in zip(entries, canonical, strict=True)]),
             errors=[e.error if e else None for e in entries],
+            notes=[e.notes if e else {} for e in entries],
             budget_exhausted=truncated
             or (
                 self.exhausted
@@ -170,13 +199,15 @@ class Reward:
         """The scored molecules (cache) and the oracle-call count, so a resumed run keeps its budget."""
         return {
             "oracle_calls": self.oracle_calls,
-            "cache": {s: (e.reward, e.scores, e.error) for s, e in self._cache.items()},
+            "cache": {s: (e.reward, e.scores, e.error, e.notes) for s, e in self._cache.items()},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.oracle_calls = int(state["oracle_calls"])
+        # checkpoints written before notes existed hold (reward, scores, error)
         self._cache = {
-            s: _Entry(reward, dict(scores), error) for s, (reward, scores, error) in state["cache"].items()
+            s: _Entry(entry[0], dict(entry[1]), entry[2], dict(entry[3]) if len(entry) > 3 else {})
+            for s, entry in state["cache"].items()
         }
 
     def close(self) -> None:

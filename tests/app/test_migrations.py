@@ -14,6 +14,16 @@ from app.core.db import make_engine
 from app.core.migrate import current_head, downgrade, upgrade
 from app.core.models import Base
 
+# A run and a molecule as an older schema stores them (columns every revision has).
+OLD_RUN = (
+    "INSERT INTO runs (id, name, kind, status, config, step, total_steps, created_at, updated_at,"
+    " attempts, cancel_requested) VALUES ('r1', 'old', 'train', 'succeeded', '{}', 0, 1,"
+    " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 0, false)"
+)
+OLD_MOLECULE = (
+    "INSERT INTO molecules (run_id, smiles, reward, scores, step, last_step, first_seen, times_sampled)"
+    " VALUES ('r1', 'CCO', 0.5, '{}', 1, 1, CURRENT_TIMESTAMP, 1)"
+)
 
 @pytest.mark.parametrize("empty_database_url", ["sqlite", "postgresql"], indirect=True)
 def test_migrations_match_models_and_downgrade(empty_database_url: str) -> None:
@@ -70,7 +80,7 @@ def test_0003_turns_stored_sampling_jobs_into_typed_sampling_configs(empty_datab
         with engine.connect() as conn:
             config = conn.execute(text("SELECT config FROM runs WHERE id = 's1'")).scalar_one()
         row = Run(kind="sample", config=config if isinstance(config, dict) else json.loads(config))
-        assert sampling_config_of(row).model_dump() == {"count": 7, "temperature": 1.0}
+        assert sampling_config_of(row).model_dump() == {"count": 7, "temperature": 1.0, "preference": None}
     finally:
         engine.dispose()
 
@@ -83,20 +93,8 @@ def test_0004_adds_fingerprint_columns_that_old_rows_leave_null(empty_database_u
     engine = make_engine(empty_database_url)
     try:
         with engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO runs (id, name, kind, status, config, step, total_steps, created_at,"
-                    " updated_at, attempts, cancel_requested)"
-                    " VALUES ('r1', 'old', 'train', 'succeeded', '{}', 0, 1,"
-                    " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 0, false)"
-                )
-            )
-            conn.execute(
-                text(
-                    "INSERT INTO molecules (run_id, smiles, reward, scores, step, last_step, first_seen,"
-                    " times_sampled) VALUES ('r1', 'CCO', 0.5, '{}', 1, 1, CURRENT_TIMESTAMP, 1)"
-                )
-            )
+            conn.execute(text(OLD_RUN))
+            conn.execute(text(OLD_MOLECULE))
         upgrade(empty_database_url, "0004")
         columns = {c["name"] for c in inspect(engine).get_columns("molecules")}
         assert {"fingerprint", "fingerprint_popcount"} <= columns
@@ -106,6 +104,63 @@ def test_0004_adds_fingerprint_columns_that_old_rows_leave_null(empty_database_u
         downgrade(empty_database_url, "0003")
         columns = {c["name"] for c in inspect(engine).get_columns("molecules")}
         assert not {"fingerprint", "fingerprint_popcount"} & columns
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT smiles FROM molecules")).scalar_one() == "CCO"
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("empty_database_url", ["sqlite", "postgresql"], indirect=True)
+def test_0006_adds_reward_models_and_its_downgrade_keeps_runs(empty_database_url: str) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    upgrade(empty_database_url, "0005")
+    engine = make_engine(empty_database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(OLD_RUN))
+        assert "reward_models" not in inspect(engine).get_table_names()
+        upgrade(empty_database_url, "0006")
+        columns = {c["name"] for c in inspect(engine).get_columns("reward_models")}
+        assert {"name", "version", "metrics", "path", "sha256", "n_duplicates", "direction"} <= columns
+        insert = (
+            "INSERT INTO reward_models (name, version, created_at, n_rows, n_molecules, n_duplicates,"
+            " n_rejected, direction, estimator, metrics, smiles_column, value_column, path, sha256)"
+            " VALUES ('logp', 1, CURRENT_TIMESTAMP, 3, 3, 0, 0, 'higher', 'random_forest', '{}',"
+            " 'smiles', 'logp', '/x.npz', :sha)"
+        )
+        with engine.begin() as conn:
+            conn.execute(text(insert), {"sha": "0" * 64})
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(text(insert), {"sha": "1" * 64})  # one row per name and version
+        downgrade(empty_database_url, "0005")
+        assert "reward_models" not in inspect(engine).get_table_names()
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT id FROM runs")).scalar_one() == "r1"
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("empty_database_url", ["sqlite", "postgresql"], indirect=True)
+def test_0005_adds_note_columns_that_old_rows_leave_null(empty_database_url: str) -> None:
+    from sqlalchemy import text
+
+    upgrade(empty_database_url, "0004")
+    engine = make_engine(empty_database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(OLD_RUN))
+            conn.execute(text(OLD_MOLECULE))
+        upgrade(empty_database_url, "0005")
+        columns = {c["name"] for c in inspect(engine).get_columns("molecules")}
+        assert {"alerts", "purchasable", "pose"} <= columns
+        with engine.connect() as conn:
+            row = conn.execute(text("SELECT smiles, alerts, purchasable, pose FROM molecules")).one()
+        assert tuple(row) == ("CCO", None, None, None)
+        downgrade(empty_database_url, "0004")
+        columns = {c["name"] for c in inspect(engine).get_columns("molecules")}
+        assert not {"alerts", "purchasable", "pose"} & columns
         with engine.connect() as conn:
             assert conn.execute(text("SELECT smiles FROM molecules")).scalar_one() == "CCO"
     finally:

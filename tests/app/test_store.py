@@ -133,3 +133,31 @@ def test_fingerprints_from_the_record_or_computed(db: Database) -> None:
         "C1CC": (None, UNREADABLE_POPCOUNT),
     }
     assert np.array_equal(np.unpackbits(np.frombuffer(paracetamol, np.uint8)), np.array(list(reference)))
+
+
+def test_scorer_notes_become_columns(db: Database) -> None:
+    """Alerts, purchasability and the pose file travel from the reward's notes into their columns;
+    a molecule no such component looked at keeps NULLs."""
+    run_id = _run(db)
+    alerts = ["PAINS_A: ene_rhod_A(235)", "Brenk: thiol"]
+    notes = {"alerts": alerts, "purchasable": False, "pose": "ab/cd.sdf"}
+    with db.session() as session:
+        write_molecules(
+            session,
+            run_id,
+            [
+                SampledMolecule("CCS", 0.2, 1, notes=notes),
+                SampledMolecule("CCO", 0.5, 1, notes={"purchasable": True, "alerts": []}),
+                SampledMolecule("CCN", 0.5, 1),
+            ],
+        )
+    with db.session() as session:
+        got = {
+            m.smiles: (m.alerts, m.purchasable, m.pose)
+            for m in session.scalars(select(Molecule).where(Molecule.run_id == run_id))
+        }
+    assert got == {
+        "CCS": (alerts, False, "ab/cd.sdf"),
+        "CCO": ([], True, None),
+        "CCN": (None, None, None),
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from models.encoders import BetaEncoding
@@ -83,3 +84,41 @@ def test_featurisation_reads_each_atom_and_bond_exactly() -> None:
         assert data.edge_attr[2 * k, expected] == 1 and data.edge_attr[2 * k, :4].sum() == 1
         assert torch.equal(data.edge_attr[2 * k], data.edge_attr[2 * k + 1])
         assert data.edge_attr[2 * k, 5] == float(bond.IsInRing())
+
+
+def _preference_policy(dim: int) -> SynthesisPolicy:
+    torch.manual_seed(0)
+    return SynthesisPolicy(n_templates=3, max_depth=2, fp_dim=64, desc_dim=2, beta_range=(1.0, 8.0),
+                           hidden=16, layers=2, block_hidden=16, preference_dim=dim)
+
+
+def test_policy_and_log_z_depend_on_the_preference() -> None:
+    model = _preference_policy(2)
+    graphs = MolFeaturizer().batch(["CCO"])
+    depth, beta = torch.tensor([1]), torch.tensor([4.0])
+    w_a, w_b = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.2, 0.8]])
+    assert not torch.allclose(model.encode(graphs, depth, beta, w_a), model.encode(graphs, depth, beta, w_b))
+    assert not torch.allclose(model.encode_empty(beta, w_a), model.encode_empty(beta, w_b))
+    assert model.log_z(beta, w_a) != model.log_z(beta, w_b)
+    with pytest.raises(ValueError, match=r"shape \(1, 2\)"):
+        model.log_z(beta)  # a conditioned network needs its w
+
+
+def test_an_unconditioned_policy_is_the_network_it_was_before_preferences() -> None:
+    """preference_dim = 0 builds the same parameters (names, shapes, initial values: checkpoints of
+    earlier runs load) and computes exactly the pre-preference formulas."""
+    plain, conditioned = _policy(), _preference_policy(0)
+    state, other = plain.state_dict(), conditioned.state_dict()
+    assert list(state) == list(other) and all(torch.equal(state[k], other[k]) for k in state)
+    wide = _preference_policy(3).state_dict()
+    changed = {k for k in state if wide[k].shape != state[k].shape}
+    assert changed == {"cond.0.weight", "log_z_head.0.weight"}, changed  # only the first layers widen
+    beta, depth = torch.tensor([2.0, 5.0]), torch.tensor([1, 2])
+    assert torch.equal(plain.log_z(beta), plain.log_z_head(plain.beta_encoding(beta)).squeeze(-1))
+    depth_1h = torch.nn.functional.one_hot(depth, plain.max_depth + 1).float()
+    cond = plain.cond(torch.cat([plain.beta_encoding(beta), depth_1h], dim=-1))
+    graphs = MolFeaturizer().batch(["CCO", "c1ccccc1N"])
+    g = plain.graph(graphs.x, graphs.edge_index, graphs.edge_attr, graphs.batch, 2, cond)
+    assert torch.equal(plain.encode(graphs, depth, beta), plain.state(torch.cat([g, cond], dim=-1)))
+    with pytest.raises(ValueError, match="not preference-conditioned"):
+        plain.log_z(beta, torch.ones(2, 2))

@@ -17,18 +17,25 @@ import numpy as np
 import pytest
 
 from synflow.exact import enumerate_trajectories, exact_distribution, terminal_key
+from synflow.preferences import default_preference
 from synflow.trainer import Trainer
 from tests.synflow.tiny_setting import tiny_chemistry, tiny_config
 
 pytestmark = pytest.mark.exact
 TOLERANCE = 0.05
+PREFERENCE_STEPS = 1500
 
 
 def target_and_model(
-    trainer: Trainer, beta: float | None = None
+    trainer: Trainer, beta: float | None = None, preference: tuple[float, ...] | None = None
 ) -> tuple[dict[Any, float], dict[Any, float]]:
-    """R/Z and the model's exact terminal distribution, at ``beta`` (default: the reward's β)."""
+    """R/Z and the model's exact terminal distribution, at ``beta`` (default: the reward's β) and,
+    for a preference-conditioned run, at ``preference`` (default: the reward's configured weights)."""
     trajs = enumerate_trajectories(trainer.env, beta=trainer.config.reward.beta if beta is None else beta)
+    if trainer.preferences is not None:
+        w = preference or tuple(map(float, default_preference(trainer.config)))
+        for traj in trajs:
+            traj.preference = w
     trainer.score(trajs)
     reward = {terminal_key(t): float(np.exp(t.log_reward)) for t in trajs}
     z = sum(reward.values())
@@ -39,8 +46,10 @@ def l1(target: dict[Any, float], model: dict[Any, float]) -> float:
     return sum(abs(model.get(k, 0.0) - p) for k, p in target.items())
 
 
-def l1_to_target(trainer: Trainer, beta: float | None = None) -> float:
-    return l1(*target_and_model(trainer, beta))
+def l1_to_target(
+    trainer: Trainer, beta: float | None = None, preference: tuple[float, ...] | None = None
+) -> float:
+    return l1(*target_and_model(trainer, beta, preference))
 
 
 def train(steps: int, off_policy: bool = False, **sections: dict[str, Any]) -> Trainer:
@@ -117,6 +126,19 @@ def test_beta_drawn_from_a_range_is_exact_at_every_beta() -> None:
     trainer = train(1500, conditioning={"beta_range": [1.0, 6.0]}, loss={"divergence": "reverse_kl"})
     for beta in (1.5, 6.0):
         assert l1_to_target(trainer, beta) < TOLERANCE, beta
+
+
+def test_preference_conditioned_sampler_is_exact_at_every_preference() -> None:
+    """Two score components (QED, SA), w ~ Dirichlet(1) per trajectory reaching the network and a
+    learned log Z(w), off-policy (ε-exploration, replay relabelled with a fresh w and its log R_w
+    recomputed): after training, the exact distribution at
+    w = (1, 0), (½, ½) and (0, 1) is R_w/Z_w, three targets far apart, from one network."""
+    reward = {"components": [{"type": "qed"}, {"type": "sa"}], "beta": 4.0}
+    trainer = train(PREFERENCE_STEPS, off_policy=True, reward=reward, conditioning={"preferences": {}})
+    targets = [target_and_model(trainer, preference=w)[0] for w in ((1.0, 0.0), (0.0, 1.0))]
+    assert l1(*targets) > 0.3, "the objectives disagree: one distribution cannot serve both"
+    for w in ((1.0, 0.0), (0.5, 0.5), (0.0, 1.0)):
+        assert l1_to_target(trainer, preference=w) < TOLERANCE, w
 
 
 def test_maximum_likelihood_backward_policy() -> None:

@@ -102,4 +102,4 @@ function setState(node, kind, message) {
   node.textContent = message || "";
 }
 
-window.synflow = { api, ApiError, el, fmt, fmtTime, fmtDuration, secondsBetween, statusBadge, progressBar, setState };
+window.synflow = { api, ApiError, authHeaders, el, fmt, fmtTime, fmtDuration, secondsBetween, statusBadge, progressBar, setState };

@@ -49,6 +49,20 @@
     return Object.entries(scores || {}).map(([k, v]) => `${k} ${fmt(v, 2)}`).join(" · ");
   }
 
+  // What the reward's alerts / purchasability components found (null: no such component ran).
+  function notesLine(m) {
+    const badges = [];
+    if (m.purchasable === true || m.purchasable === false) {
+      badges.push(el("span", { class: `badge ${m.purchasable ? "ok" : "warn"}`, "data-note": "purchasable",
+        text: m.purchasable ? "purchasable" : "not purchasable" }));
+    }
+    if (Array.isArray(m.alerts)) {
+      badges.push(el("span", { class: `badge ${m.alerts.length ? "warn" : "ok"}`, "data-note": "alerts",
+        title: m.alerts.join("\n"), text: m.alerts.length ? `${m.alerts.length} alert${m.alerts.length > 1 ? "s" : ""}` : "no alerts" }));
+    }
+    return badges.length ? el("span", { class: "notes" }, ...badges) : null;
+  }
+
   function card(m) {
     const boxId = `sel-${m.id}`;
     const box = el("input", { type: "checkbox", id: boxId, checked: selected.has(m.id) });
@@ -59,6 +73,7 @@
       el("div", { class: "mol-meta" },
         el("strong", { text: `reward ${fmt(m.reward)}` + (m.similarity !== null && m.similarity !== undefined ? ` · similarity ${fmt(m.similarity, 2)}` : "") }),
         el("span", { class: "scores", text: scoresText(m.scores) }),
+        notesLine(m),
         el("span", { class: "hint", text: `step ${m.step} · sampled ${m.times_sampled}×` }),
         el("span", { class: "smiles", text: m.smiles, title: m.smiles })));
     box.addEventListener("change", () => {
@@ -96,7 +111,7 @@
       nextCursor = page.next_cursor;
       addScoreSorts([...new Set(items.flatMap((m) => Object.keys(m.scores || {})))]);
       grid.replaceChildren(...items.map(card));
-      const filtered = query(null).has("smarts") || query(null).has("similar_to") || query(null).has("reward_min") || query(null).has("reward_max");
+      const filtered = query(null).has("smarts") || query(null).has("similar_to") || query(null).has("reward_min") || query(null).has("reward_max") || query(null).has("purchasable") || query(null).has("alerts");
       if (!items.length) {
         setState(gridState, "", filtered ? "No molecule matches these filters." : "This run has no molecules yet.");
       } else {

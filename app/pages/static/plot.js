@@ -131,5 +131,46 @@
     container.append(legend);
   }
 
-  window.synflowPlot = { lineChart, histogram };
+  // A scatter of `points` [{x, y}] (grey) with a highlighted set `front` [{x, y, href, label}] drawn
+  // on top as links (each with a title and an accessible name), joined by its staircase.
+  function scatter(container, title, points, front, opts = {}) {
+    const svg = reset(container, title);
+    const legend = document.createElement("ul");
+    legend.className = "legend";
+    const all = points.concat(front);
+    if (!all.length) {
+      empty(svg, opts.emptyText || "No molecules with both scores yet");
+      container.append(legend);
+      return;
+    }
+    const { sx, sy } = frame(svg, extent(all.map((p) => p.x), 0.05), extent(all.map((p) => p.y), 0.05), opts.xLabel || "x");
+    const yLabel = svgEl("text", { x: M.left + 4, y: M.top + 8, class: "tick", "text-anchor": "start" });
+    yLabel.textContent = `↑ ${opts.yLabel || "y"}`;
+    svg.append(yLabel);
+    const cloud = svgEl("g", { class: "cloud", "aria-hidden": "true" });
+    for (const p of points) cloud.append(svgEl("circle", { cx: sx(p.x).toFixed(1), cy: sy(p.y).toFixed(1), r: 2.2 }));
+    svg.append(cloud);
+    const steps = [...front].sort((a, b) => b.x - a.x || a.y - b.y);  // x descending: y rises along the staircase
+    if (steps.length > 1) {
+      const d = steps.map((p, i) => (i ? `H${sx(p.x).toFixed(1)}V${sy(p.y).toFixed(1)}` : `M${sx(p.x).toFixed(1)},${sy(p.y).toFixed(1)}`)).join("");
+      svg.append(svgEl("path", { d, class: "front-line", fill: "none" }));
+    }
+    const marks = svgEl("g", { class: "front" });
+    for (const p of front) {
+      const link = svgEl("a", { href: p.href, "aria-label": p.label, class: "front-point" });
+      const dot = svgEl("circle", { cx: sx(p.x).toFixed(1), cy: sy(p.y).toFixed(1), r: 4 });
+      const tip = svgEl("title");
+      tip.textContent = p.label;
+      dot.append(tip);
+      link.append(dot);
+      marks.append(link);
+    }
+    svg.append(marks);
+    legend.innerHTML = '<li><span class="swatch cloud-swatch"></span></li><li><span class="swatch front-swatch"></span></li>';
+    legend.children[0].append(`${opts.cloudLabel || "molecules"} (n = ${points.length})`);
+    legend.children[1].append(`${opts.frontLabel || "highlighted"} (n = ${front.length})`);
+    container.append(legend);
+  }
+
+  window.synflowPlot = { lineChart, histogram, scatter };
 })();

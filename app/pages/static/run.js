@@ -41,6 +41,9 @@
     text("c-attempts", fmt(run.attempts));
     document.getElementById("cancel").disabled = !(run.status === "queued" || run.status === "running") || run.cancel_requested;
     document.getElementById("resume").disabled = !(run.status === "failed" || run.status === "cancelled");
+    // a finished training run's final checkpoint can be shared as a generator file
+    document.getElementById("download-generator").hidden =
+      !(run.kind === "train" && run.status === "succeeded" && run.checkpoint_step !== null);
     const error = document.getElementById("run-error");
     setState(error, "error", run.error ? `The run failed: ${run.error}` : "");
     text("c-stop", run.stop_reason || (run.status === "succeeded" ? "all steps done" : "–"));
@@ -200,8 +203,34 @@
     }
   }
 
+  // A fetch, not a plain link: with auth on, the download needs the bearer header.
+  async function downloadGenerator() {
+    const button = document.getElementById("download-generator");
+    const token = window.localStorage.getItem("synflow-token");
+    button.disabled = true;
+    try {
+      const response = await fetch(`/api/v1/runs/${runId}/generator`, { headers: token ? { Authorization: `Bearer ${token}` } : {} });
+      if (!response.ok) {
+        const body = await response.json().catch(() => ({}));
+        throw new Error(body.message || `HTTP ${response.status}`);
+      }
+      const name = (/filename="([^"]+)"/.exec(response.headers.get("content-disposition") || "") || [])[1] || `${runId}.safetensors`;
+      const url = URL.createObjectURL(await response.blob());
+      const link = el("a", { href: url, download: name, hidden: true });
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10000);
+    } catch (err) {
+      setState(document.getElementById("run-error"), "error", `The generator could not be downloaded: ${err.message}`);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
   async function init() {
     document.getElementById("cancel").addEventListener("click", () => action("cancel"));
+    document.getElementById("download-generator").addEventListener("click", downloadGenerator);
     document.getElementById("resume").addEventListener("click", () => action("resume"));
     try {
       const run = await api(`/runs/${runId}`);

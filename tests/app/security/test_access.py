@@ -33,11 +33,13 @@ PUBLIC = {
     "/redoc",
     "/",
     "/runs/new",
+    "/reward-models",  # the page shell; its data comes from the protected /api/v1/reward-models
     "/runs/{run_id}",
     "/runs/{run_id}/molecules",
     "/molecules/{molecule_id}",
     "/pages/depict.svg",
     "/pages/static/{name}",
+    "/pages/static/vendor/{name}",  # vendored libraries (3Dmol.js), no run data
 }
 
 
@@ -90,6 +92,7 @@ def _url(template: str, seeded: Seeded, tokens: dict[str, str], method: str) -> 
         "molecule_id": str(seeded.molecule_ids[0]),
         "token_id": tokens["revoked_id"],
         "name": "app.css",
+        "version": "1",
     }
     return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], template)
 

@@ -21,6 +21,7 @@ from synflow.rewards.pmo import pmo_tasks
 
 REQUIRED_TYPES = {
     "qed", "sa", "physchem", "similarity", "substructure", "pmo", "python", "command", "docking",
+    "assay_model", "alerts", "purchasable",
 }
 
 

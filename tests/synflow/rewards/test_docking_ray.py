@@ -147,6 +147,26 @@ def test_build_reward_with_ray_docks_on_actors_with_the_local_scores(
             ray_instance.get(actor.ready.remote(), timeout=60)
 
 
+def test_poses_docked_on_actors_are_written_by_the_scoring_process(
+    ray_instance: Any, shared_data: Path, tmp_path: Path
+) -> None:
+    """An actor sends its pose back as text; the scorer writes it under its own pose directory,
+    the same file the local pool writes."""
+    receptor, center = receptor_box(shared_data / "receptors" / "ESR1_ant")
+    files = {}
+    for executor in ("ray", "local"):
+        config = RewardConfig.model_validate({"components": [{
+            "type": "docking", "receptor": receptor, "center": center, "size": list(BOX),
+            "exhaustiveness": 1, "processes": 2, "pose_dir": str(tmp_path / executor),
+        }]})
+        with build_reward(config, executor=executor) as reward:
+            batch = reward.score(LIGANDS[:2])
+        assert all(note.get("pose") for note in batch.notes), batch.notes
+        names = [str(note["pose"]) for note in batch.notes]
+        files[executor] = {name: (tmp_path / executor / name).read_text() for name in names}
+    assert files["ray"] == files["local"]
+
+
 def test_an_unknown_executor_is_refused(shared_data: Path) -> None:
     receptor, center = receptor_box(shared_data / "receptors" / "ESR1_ant")
     config = RewardConfig.model_validate({"components": [

@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[3] / "synflow" / "rewards"
 LAYERS: list[tuple[str, frozenset[str]]] = [
     ("results", frozenset({"results", "errors"})),
     ("schemas", frozenset({"tagged", "transforms", "components", "config", "registry"})),
-    ("scorers", frozenset({"base", "chem", "pharm2d", "molecular", "pmo", "docking", "plugins"})),
+    ("scorers", frozenset({"base", "chem", "pharm2d", "molecular", "pmo", "docking", "plugins",
+                             "assay", "alerts", "purchasable", "poses"})),
     ("factory", frozenset({"factory"})),
     ("engine", frozenset({"reward"})),
     ("package", frozenset({"__init__"})),

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ from synflow.rewards import (
     build_reward,
     log_reward,
 )
+from synflow.rewards.base import Scorer
 
 REFERENCE = "CC(=O)Oc1ccccc1C(=O)O"  # aspirin
 FORBIDDEN = "[N+](=O)[O-]"  # nitro
@@ -150,3 +153,28 @@ def test_log_reward_uses_beta_and_floor() -> None:
     batch = reward.score(["CC(=O)Oc1ccccc1C(=O)O", "bad("])
     np.testing.assert_allclose(reward.log_reward(batch.reward), [2 * math.log(batch.reward[0]), -10.0])
     assert np.all(np.isfinite(batch.log_reward(beta=64.0)))
+
+
+class _NotingScorer(Scorer):
+    """Values 0.5 and, for molecules with sulphur, an alert note (what an alerts scorer reports)."""
+
+    def __call__(self, mols: Sequence[Chem.Mol], smiles: Sequence[str]) -> np.ndarray:
+        return np.full(len(mols), 0.5)
+
+    def notes(self, smiles: Sequence[str]) -> list[dict[str, Any]]:
+        return [{"alerts": ["sulphur"]} if "S" in s else {} for s in smiles]
+
+
+def test_scorer_notes_reach_the_batch_and_survive_a_checkpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("synflow.rewards.reward.build_scorer", lambda config, placement: _NotingScorer())
+    reward = build_reward(RewardConfig(components=[{"type": "qed"}]))
+    batch = reward.score(["CCS", "CCO", "not a smiles"])
+    assert batch.notes == [{"alerts": ["sulphur"]}, {}, {}]
+    assert batch[0].to_json()["notes"] == {"alerts": ["sulphur"]} and "notes" not in batch[1].to_json()
+    again = build_reward(RewardConfig(components=[{"type": "qed"}]))
+    again.load_state_dict(reward.state_dict())
+    assert again.score(["CCS"]).notes == [{"alerts": ["sulphur"]}] and again.oracle_calls == 2
+    # a checkpoint written before notes existed holds (reward, scores, error) per molecule
+    legacy = {"oracle_calls": 1, "cache": {"CCS": (0.5, {"qed": 0.5}, None)}}
+    again.load_state_dict(legacy)
+    assert again.score(["CCS"]).notes == [{}] and again.oracle_calls == 1
