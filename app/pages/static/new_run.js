@@ -10,6 +10,9 @@
   const preview = document.getElementById("config-preview");
   const COMMON = new Set(["type", "name", "weight"]);
   let catalogue = {};
+  // The textarea line of each environment.start_blocks entry (blank lines are skipped), so that the
+  // API's "environment.start_blocks.<i>" errors can name the line the user typed.
+  let startBlockLines = [];
 
   function paramsHint(entry) {
     if (!entry || !entry.schema || !entry.schema.properties) return "";
@@ -61,6 +64,26 @@
     return document.getElementById(id).value;
   }
 
+  // One entry per non-blank line, trimmed; empty: no constraint (the key is left out).
+  function startBlocks() {
+    const entries = [];
+    startBlockLines = [];
+    value("f-start-blocks").split("\n").forEach((line, i) => {
+      const entry = line.trim();
+      if (!entry) return;
+      entries.push(entry);
+      startBlockLines.push(i + 1);
+    });
+    return entries;
+  }
+
+  // Checked: conditioning.preferences; the components box empty means every score component (null).
+  function conditioning() {
+    if (!document.getElementById("f-preferences").checked) return null;
+    const names = value("f-pref-components").split(",").map((n) => n.trim()).filter(Boolean);
+    return { preferences: { components: names.length ? names : null, dirichlet_alpha: number("f-pref-alpha") } };
+  }
+
   // Builds the config; a parameters box that is not JSON is a client-side error on that field.
   function buildConfig() {
     const problems = [];
@@ -102,6 +125,10 @@
     // Left empty, the preset decides (sample: every block, exact; optimise: a subsample of 64).
     const blocks = number("f-blocks-per-template");
     if (blocks !== null) environment.blocks_per_template = blocks;
+    const starts = startBlocks();
+    if (starts.length) environment.start_blocks = starts;
+    const scaffold = value("f-scaffold").trim();
+    if (scaffold) environment.scaffold = scaffold;
     const training = {
       steps: number("f-steps"), batch_size: number("f-batch"), device: value("f-device"),
       lr: number("f-lr"), seed: number("f-seed"), log_every: number("f-log-every"),
@@ -109,7 +136,10 @@
     const model = { hidden: number("f-hidden"), layers: number("f-layers") };
     const name = value("f-name").trim();
     const preset = value("f-preset");
-    return { config: { preset, name: name || "run", reward, loss, environment, training, model }, problems };
+    const config = { preset, name: name || "run", reward, loss, environment, training, model };
+    const conditioned = conditioning();
+    if (conditioned) config.conditioning = conditioned;
+    return { config, problems };
   }
 
   function updatePreview() {
@@ -127,7 +157,7 @@
   function showErrors(errors) {
     const unplaced = [];
     let first = null;
-    for (const { field, message } of errors) {
+    for (let { field, message } of errors) {
       const parts = String(field || "").split(".");
       let target = null;
       while (parts.length && !target) {
@@ -135,6 +165,8 @@
         if (!target) parts.pop();
       }
       if (!target) { unplaced.push(`${field}: ${message}`); continue; }
+      const entry = /^environment\.start_blocks\.(\d+)$/.exec(String(field));
+      if (entry && startBlockLines[Number(entry[1])]) message = `line ${startBlockLines[Number(entry[1])]}: ${message}`;
       const box = target.classList.contains("component") ? target.querySelector(".c-params").closest(".field")
         : target.closest(".field") || target.parentElement;
       const slot = box.querySelector(".field-error") || document.getElementById("components-error");
@@ -160,6 +192,11 @@
       const show = isAlpha && (node.classList.contains("alpha-schedule") ? schedule : !schedule);
       node.hidden = !show;
     }
+  }
+
+  function togglePreferences() {
+    const on = document.getElementById("f-preferences").checked;
+    for (const node of document.querySelectorAll("#preferences-box .field")) node.hidden = !on;
   }
 
   async function loadLibraries() {
@@ -190,12 +227,14 @@
     addComponent("qed");
     addComponent("sa");
     toggleAlpha();
+    togglePreferences();
     loadLibraries();
   }
 
   document.getElementById("add-component").addEventListener("click", () => addComponent(addType.value));
   document.getElementById("f-divergence").addEventListener("change", toggleAlpha);
   document.getElementById("f-alpha-mode").addEventListener("change", toggleAlpha);
+  document.getElementById("f-preferences").addEventListener("change", togglePreferences);
   form.addEventListener("input", updatePreview);
   form.addEventListener("change", updatePreview);
   form.addEventListener("submit", async (event) => {
