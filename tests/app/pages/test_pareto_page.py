@@ -13,7 +13,7 @@ import pytest
 
 from tests.app.pages.conftest import Server, screenshot
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 RUN_TIMEOUT_S = 240
 SMALL = {
     "model": {"hidden": 32, "layers": 1, "block_hidden": 32},

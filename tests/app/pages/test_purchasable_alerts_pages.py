@@ -16,7 +16,7 @@ from rdkit.Chem.FilterCatalog import FilterCatalog, FilterCatalogParams
 
 from tests.app.pages.conftest import DATA, Server, screenshot
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 RUN_TIMEOUT_S = 240
 CATALOGS = ("PAINS_A", "PAINS_B", "PAINS_C", "BRENK", "NIH")
 # Blocks that react with the test templates and carry alerts (catechol, Michael acceptor, nitro, thiol)

@@ -40,6 +40,7 @@ def canonical(smiles: str) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_docking_keeps_each_best_pose_as_sdf_in_the_box(shared_data: Path, tmp_path: Path) -> None:
     ligands = [canonical(s) for s in (ESTRADIOL, PARACETAMOL, SALT)]
     with build_reward(config(shared_data, tmp_path / "poses")) as reward:
@@ -74,6 +75,7 @@ def test_docking_keeps_each_best_pose_as_sdf_in_the_box(shared_data: Path, tmp_p
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_poses_are_shared_by_content_and_leave_affinities_unchanged(
     shared_data: Path, tmp_path: Path
 ) -> None:
