@@ -50,8 +50,9 @@ FORMAT_VERSION = 1
 # Fewer rows than this cannot give a cross-validated estimate worth reporting (2 folds of 10).
 MIN_ROWS = 20
 # A GP costs O(n³) time and O(n²) memory per likelihood evaluation, and its fit evaluates the
-# likelihood some 20-40 times per fold: the whole 5-fold comparison plus refit took 130 CPU-seconds
-# at 2,000 ZINC molecules here (GP CV R² 0.95 vs the forest's 0.72 on logP). Beyond that the
+# likelihood some 20-40 times per fold: the whole 5-fold comparison plus refit took 171 CPU-seconds
+# at 2,000 ZINC molecules here (GP CV R² 0.85 vs the forest's 0.60 on Crippen logP;
+# `benchmarks/chem_filters.py assay`, BENCHMARKS.md). Beyond that the
 # forest, O(n log n) per tree, is the only candidate (and with that much data usually close).
 GP_MAX_ROWS = 2000
 RF_TREES = 200

@@ -5,10 +5,11 @@ Two kinds of catalogue, both behind ``Catalogue.contains(mol)``:
 * ``BloomCatalogue``: a Bloom filter bundled with the ``molbloom`` wheel (``zinc-instock-mini``:
   ZINC20's 9.2 M in-stock molecules in 10 MB). "In" means *probably* purchasable: a Bloom filter has
   false positives and never false negatives for the strings it holds. Measured here (RDKit 2026.09,
-  ``benchmarks``-style script in the README): 6.9 % of 20,000 random hexapeptides and 6.7 % of
-  50,000 random strings test positive, matching molbloom's own catalogue note ("FPR of 0.07"; its
-  README's "1 %" is wrong for this filter); 87 of 94 molecules from molbloom's own in-stock test
-  list test positive (canonical SMILES drift between the RDKit that built the filter and ours).
+  ``benchmarks/chem_filters.py purchasable``, BENCHMARKS.md): 7.0 % of 20,000 random hexapeptides
+  and 6.9 % of 50,000 random strings test positive, matching molbloom's own catalogue note ("FPR of
+  0.07"; its README's "1 %" is wrong for this filter); but only 32 % of 10,000 purchasable ZINC22
+  fragments test positive (ZINC20's stock, and keys from an older RDKit's canonical SMILES), so a
+  negative answer says little.
   Keys are molbloom's: canonical isomeric kekulé SMILES. Nothing is downloaded: molbloom's other
   catalogues need a download and are refused.
 * ``SetCatalogue``: an exact set from a molecule file (.smi/.csv/.sdf, gzipped or not) a user gives:
