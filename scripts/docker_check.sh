@@ -105,10 +105,12 @@ lines = open("README.md").read().splitlines()
 for i, line in enumerate(lines):
     if line.startswith("curl") and "-X POST" in line and line.rstrip().endswith("\\"):
         args = shlex.split(line.rstrip("\\") + " " + lines[i + 1])
-        print(json.dumps(json.loads(args[args.index("-d") + 1])))
-        break
+        # the run example: a RunConfig posted to /api/v1/runs itself (other examples post elsewhere)
+        if any(a.endswith("/api/v1/runs") for a in args) and "-d" in args:
+            print(json.dumps(json.loads(args[args.index("-d") + 1])))
+            break
 else:
-    raise SystemExit("no curl -X POST example in the README")
+    raise SystemExit("no curl -X POST /api/v1/runs example in the README")
 PY
 )
 run_id=$(curl -fsS -X POST "$URL/api/v1/runs" -H 'content-type: application/json' -d "$body" | json 'data["id"]')
