@@ -6,23 +6,18 @@ out of the api image."""
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.app.security.conftest import start_server, stop_server
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.scripts import load_script
 
 
 def _training_only() -> list[str]:
     """Import names of the distributions the api image leaves out."""
-    spec = importlib.util.spec_from_file_location("api_requirements", ROOT / "docker" / "api_requirements.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("docker/api_requirements.py")
     return sorted(name.replace("-", "_") for name in module.TRAINING_ONLY)
 
 

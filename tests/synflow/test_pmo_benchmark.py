@@ -3,26 +3,18 @@ and the table with both published tables beside ours."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 from synflow.rewards.pmo import PMO_TARGETS
-
-PMO_SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "pmo.py"
+from tests.scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def pmo() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("synflow_benchmark_pmo", PMO_SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/pmo.py")
 
 
 def test_development_tasks_are_not_scored_tasks_nor_their_references(pmo: ModuleType) -> None:

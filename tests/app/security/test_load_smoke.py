@@ -5,10 +5,7 @@ assertions: the figures are the benchmark's job)."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
 import threading
-from pathlib import Path
 from types import ModuleType
 
 from sqlalchemy import select
@@ -18,17 +15,11 @@ from app.core.models import Molecule
 from app.runs.store import write_molecules
 from synflow.callbacks import SampledMolecule
 from tests.app.security.conftest import Server
-
-LOAD_SCRIPT = Path(__file__).resolve().parents[3] / "benchmarks" / "load.py"
+from tests.scripts import load_script
 
 
 def _load_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("synflow_benchmark_load", LOAD_SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/load.py")
 
 
 def _keep_writing(url: str, run_id: str, stop: threading.Event, written: list[int]) -> None:
