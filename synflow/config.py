@@ -36,6 +36,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from synflow.rewards import RewardConfig
 from synflow.rewards.components import Smarts
@@ -357,16 +358,20 @@ class RunConfig(_Section):
         if self.loss.log_z == "devgrad" and self.conditioning.beta_range is not None:
             lo, hi = self.conditioning.beta_range
             if lo != hi:
-                raise ValueError(
-                    "loss.log_z: 'devgrad' estimates one log Z per batch, but log Z depends on β and "
+                raise _field_error(
+                    "loss.log_z",
+                    self.loss.log_z,
+                    "'devgrad' estimates one log Z per batch, but log Z depends on β and "
                     "conditioning.beta_range draws a β per trajectory; use log_z = 'learned' "
-                    "(conditioned on β)"
+                    "(conditioned on β)",
                 )
         if self.loss.log_z == "devgrad" and self.conditioning.preferences is not None:
-            raise ValueError(
-                "loss.log_z: 'devgrad' estimates one log Z per batch, but log Z depends on the preference "
+            raise _field_error(
+                "loss.log_z",
+                self.loss.log_z,
+                "'devgrad' estimates one log Z per batch, but log Z depends on the preference "
                 "w and conditioning.preferences draws a w per trajectory; use log_z = 'learned' "
-                "(conditioned on w)"
+                "(conditioned on w)",
             )
         return self
 
@@ -379,14 +384,18 @@ class RunConfig(_Section):
         names = preferences.components if preferences.components is not None else scored
         for name in names:
             if name not in scored:
-                raise ValueError(
-                    f"conditioning.preferences.components: {name!r} is not a score component of the "
-                    f"reward; score components: {', '.join(scored) or '(none)'}"
+                raise _field_error(
+                    "conditioning.preferences.components",
+                    name,
+                    f"{name!r} is not a score component of the "
+                    f"reward; score components: {', '.join(scored) or '(none)'}",
                 )
         if len(set(names)) != len(names) or len(names) < 2:
-            raise ValueError(
-                "conditioning.preferences.components: needs at least two distinct score components "
-                f"(got {', '.join(names) or 'none'})"
+            raise _field_error(
+                "conditioning.preferences.components",
+                names,
+                "needs at least two distinct score components "
+                f"(got {', '.join(names) or 'none'})",
             )
         return self
 
@@ -421,6 +430,14 @@ class SamplingConfig(_Section):
         if value is not None and not any(w > 0 for w in value.values()):
             raise ValueError("at least one weight must be positive")
         return value
+
+
+def _field_error(path: str, value: Any, message: str) -> ValidationError:
+    """A whole-config check's error located at the field it is about (``loss.log_z``), so the API
+    and the CLI name that field rather than the config as a whole."""
+    loc = tuple(int(p) if p.isdigit() else p for p in path.split("."))
+    details = InitErrorDetails(type=PydanticCustomError("run_config", message), loc=loc, input=value)
+    return ValidationError.from_exception_data("RunConfig", [details])
 
 
 def merge_config(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -34,20 +32,6 @@ def _fields(errors: list[tuple[str, str]], status: int = 422) -> JSONResponse:
     return JSONResponse(error_body(message, errors), status_code=status)
 
 
-# A whole-model validator (e.g. RunConfig's) can only fail at the model's own location, so it names
-# the field it means at the start of its message: "Value error, loss.log_z: ...". Reporting that
-# path puts the error next to its field (in the new-run form too) instead of on "(body)".
-_NAMED_FIELD = re.compile(r"^Value error, ([A-Za-z_]\w*(?:\.\w+)+): (.+)$", re.DOTALL)
-
-
-def _validation_error(loc: list[str], message: str) -> tuple[str, str]:
-    field = ".".join(loc)
-    named = _NAMED_FIELD.match(message)
-    if named and (not field or named.group(1).startswith(field + ".")):
-        return named.group(1), named.group(2)
-    return field or "(body)", message
-
-
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api(_: Request, exc: ApiError) -> JSONResponse:
@@ -71,7 +55,7 @@ def install_error_handlers(app: FastAPI) -> None:
         errors = []
         for item in exc.errors():
             loc = [str(p) for p in item["loc"] if p not in ("body", "query", "path", "header")]
-            errors.append(_validation_error(loc, item["msg"]))
+            errors.append((".".join(loc) or "(body)", item["msg"]))
         return _fields(errors)
 
     @app.exception_handler(BodyTooLarge)
