@@ -9,7 +9,11 @@
 #      run through the API, waits for it to succeed on the worker, fetches its molecules and an SDF export;
 #   5. takes the stack down and up again and checks the run and its molecules survived (named volumes),
 #      and that the API and worker healthchecks report healthy;
-#   6. tears everything down (volumes too). Prints the image size and the wall time of each stage.
+#   6. tears everything down (volumes too) and removes the images it built and their intermediate stages
+#      (each run would otherwise leave 2.4 GB behind; SYNFLOW_CHECK_KEEP_IMAGES=1 keeps them for a faster rerun).
+#      Prints the image sizes, the disk left for Docker and the wall time of each stage.
+# It needs about 4 GB free where Docker keeps its images (3.1 GB at the peak, measured: BENCHMARKS.md); it says so
+# before building rather than failing half-way with "no space left on device".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PROJECT=synflow-check
@@ -17,12 +21,30 @@ PORT="${SYNFLOW_CHECK_PORT:-18080}"
 URL="http://127.0.0.1:${PORT}"
 SHARED_SCRIPT=../shared/docker/make-base-images.sh
 started_engine=""
+dangling_before=""
+built=""
+MIN_FREE_MB="${SYNFLOW_CHECK_MIN_FREE_MB:-4000}"
 t0=$(date +%s)
 
 say() { echo "docker-check [$(( $(date +%s) - t0 )) s]: $*"; }
 fail() { echo "docker-check: FAILED: $*" >&2; exit 1; }
 compose() { SYNFLOW_PORT="$PORT" docker compose -p "$PROJECT" "$@"; }
 json() { python3 -c "import json, sys; data = json.load(sys.stdin); print($1)"; }
+docker_root() { docker info --format '{{.DockerRootDir}}' 2>/dev/null || echo /var/lib/docker; }
+free_mb() { df -Pm "$(docker_root)" | awk 'NR == 2 { print $4 }'; }
+
+# the images this check built, and the intermediate stage images its builds left dangling
+remove_built_images() {
+  [ -n "$built" ] || return 0
+  if [ "${SYNFLOW_CHECK_KEEP_IMAGES:-0}" = "1" ]; then
+    say "kept the images (SYNFLOW_CHECK_KEEP_IMAGES=1)"
+    return 0
+  fi
+  docker image rm synflow:latest synflow-api:latest >/dev/null 2>&1 || true
+  new=$(comm -13 <(echo "$dangling_before") <(docker images -q --filter dangling=true | sort -u))
+  [ -z "$new" ] || docker image rm $new >/dev/null 2>&1 || true
+  say "removed the images it built; $(free_mb) MB free for Docker"
+}
 
 cleanup() {
   status=$?
@@ -30,6 +52,7 @@ cleanup() {
     compose logs --no-color --tail 80 2>/dev/null || true
   fi
   compose down -v --remove-orphans >/dev/null 2>&1 || true
+  docker info >/dev/null 2>&1 && remove_built_images
   if [ -n "$started_engine" ]; then
     kill "$started_engine" 2>/dev/null || true
     for _ in $(seq 1 30); do kill -0 "$started_engine" 2>/dev/null || break; sleep 1; done
@@ -72,6 +95,12 @@ fi
 docker compose version >/dev/null 2>&1 || fail "Compose v2 (docker compose) is missing"
 
 # 3. build -----------------------------------------------------------------------------------------
+free=$(free_mb)
+[ "$free" -ge "$MIN_FREE_MB" ] || fail "$free MB free in $(docker_root); the build needs about $MIN_FREE_MB MB \
+(free some: docker system prune; set SYNFLOW_CHECK_MIN_FREE_MB to override)"
+say "$free MB free for Docker in $(docker_root)"
+dangling_before=$(docker images -q --filter dangling=true | sort -u)
+built=yes
 b0=$(date +%s)
 DOCKER_BUILDKIT=0 docker build "${build_args[@]}" -t synflow:latest . >/tmp/synflow-check-build.log 2>&1 \
   || { tail -40 /tmp/synflow-check-build.log >&2; fail "docker build"; }
@@ -83,6 +112,7 @@ DOCKER_BUILDKIT=0 docker build "${build_args[@]}" --target api -t synflow-api:la
 api_size=$(docker image inspect synflow-api:latest --format '{{.Size}}')
 base_size=$(docker image inspect python:3.11-slim --format '{{.Size}}')
 say "built synflow-api:latest in $(( $(date +%s) - b1 )) s, $(( api_size / 1000000 )) MB (the python base image: $(( base_size / 1000000 )) MB)"
+say "the builds used $(( free - $(free_mb) )) MB of disk; $(free_mb) MB left"
 grep -E "^torch .* matches TORCH_VARIANT" /tmp/synflow-check-build.log | tail -1 || true  # absent when the layer is cached
 docker run --rm --entrypoint python synflow:latest -c "import torch; assert torch.version.cuda is None; print('full image: torch', torch.__version__)"
 docker run --rm --entrypoint python synflow-api:latest -c "import importlib.util as u; assert u.find_spec('torch') is None; print('api image: no torch')"
