@@ -84,6 +84,24 @@ def test_score_the_example_molecules(tmp_path: Path) -> None:
     assert nitro["scores"]["substructure"] == 0.5 and scored[0]["scores"]["similarity"] == 1.0
 
 
+def test_fit_a_reward_model_then_score_with_it(tmp_path: Path) -> None:
+    """README "Rewards from your own data": ``synflow reward-model fit … -o``, then the file as a reward."""
+    from tests.synflow.rewards.assay_data import write_logp_csv, zinc_smiles
+
+    write_logp_csv(tmp_path / "logp.csv", zinc_smiles(30))
+    fitted = json.loads(synflow(
+        "reward-model", "fit", "logp.csv", "--value-column", "logp", "-o", "logp.npz", cwd=tmp_path
+    ))
+    assert fitted["molecules"] == 30 and (tmp_path / "logp.npz").is_file()
+    (tmp_path / "reward.json").write_text(
+        json.dumps({"components": [{"type": "assay_model", "model": "logp.npz"}]})
+    )
+    (tmp_path / "m.smi").write_text("CC(=O)NCC(=O)O\nCCCCCCCCCCc1ccc(Cl)cc1Cl\n")  # logP about -1 and 7
+    scored = synflow("score", "reward.json", "m.smi", cwd=tmp_path).splitlines()
+    low, high = (json.loads(line) for line in scored)
+    assert low["scores"]["logp"] < high["scores"]["logp"]
+
+
 def test_library_build_reports_rejects_with_reasons(tmp_path: Path) -> None:
     summary = json.loads(
         synflow(

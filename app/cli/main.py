@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import generator, hypergrid, library, score, service, train
+from app.cli import generator, hypergrid, library, reward_model, score, service, train
 
 
 def build_cli() -> typer.Typer:
@@ -24,7 +24,7 @@ def build_cli() -> typer.Typer:
     def _root() -> None:
         """SynFlowNet: design synthesisable molecules with their routes."""
 
-    for module in (generator, hypergrid, library, score, service, train):
+    for module in (generator, hypergrid, library, reward_model, score, service, train):
         module.register(cli)
     return cli
 

@@ -31,7 +31,7 @@ from synflow.rewards.components import MODEL_REFERENCE, AssayModelComponent, is_
 
 # The fit runs while the upload request waits (in a worker thread, so other requests are served):
 # a forest of 200 trees on 5,000 molecules, cross-validated 5 times, takes a few minutes on two
-# cores; beyond that, fit offline with ``synflow.rewards.assay`` and name the file in the config.
+# cores; beyond that, ``synflow reward-model fit`` fits offline (and ``--name`` stores it here).
 MAX_ROWS = 5000
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 
@@ -75,7 +75,9 @@ def _bounded(rows: Iterator[tuple[int, str, str]], max_rows: int) -> Iterator[tu
     for count, row in enumerate(rows, start=1):
         if count > max_rows:
             raise RewardModelError(
-                "file", f"more than {max_rows} data rows; the service fits at most {max_rows} per upload"
+                "file",
+                f"more than {max_rows} data rows, the limit of this fit (larger files: "
+                "`synflow reward-model fit --max-rows N`, then `--name` to store the model here)",
             )
         yield row
 
