@@ -12,6 +12,7 @@ from app.api.errors import ApiError
 from app.core.auth import auth_enabled, signing_key, verify_scoped_token, verify_token
 from app.core.db import Database
 from app.core.settings import Settings
+from app.runs.purchasability import BlockFlags
 
 
 def get_db(request: Request) -> Database:
@@ -20,6 +21,16 @@ def get_db(request: Request) -> Database:
 
 def get_settings(request: Request) -> Settings:
     return request.app.state.settings
+
+
+def block_flags(request: Request) -> BlockFlags:
+    """The process's open purchasability catalogues (made on first use), shared by the API's and
+    the pages' exports."""
+    state = request.app.state
+    if getattr(state, "block_flags", None) is None:
+        state.block_flags = BlockFlags()
+    flags: BlockFlags = state.block_flags
+    return flags
 
 
 def get_session(db: Database = Depends(get_db)) -> Iterator[Session]:

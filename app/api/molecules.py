@@ -9,7 +9,7 @@ from fastapi import Path as FastApiPath
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
-from app.api.deps import SESSION, get_db, get_settings
+from app.api.deps import SESSION, block_flags, get_db, get_settings
 from app.api.errors import ApiError, chem_field_error
 from app.api.runs import get_run
 from app.api.schemas import (
@@ -193,15 +193,6 @@ def _get_molecule(session: Session, molecule_id: int) -> Molecule:
 @router.get("/molecules/{molecule_id}", response_model=MoleculeOut)
 def molecule_detail(molecule_id: MoleculeId, session: Session = SESSION) -> MoleculeOut:
     return molecule_out(_get_molecule(session, molecule_id))
-
-
-def block_flags(request: Request) -> BlockFlags:
-    """The process's open purchasability catalogues (made on first use)."""
-    state = request.app.state
-    if getattr(state, "block_flags", None) is None:
-        state.block_flags = BlockFlags()
-    flags: BlockFlags = state.block_flags
-    return flags
 
 
 @router.get(

@@ -16,10 +16,14 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
-from app.api.deps import SESSION, require_token
+from app.api.deps import SESSION, block_flags, get_db, get_settings, require_token
 from app.chem.parsing import ChemQueryError
+from app.core.db import Database
 from app.core.models import Molecule, Run
+from app.core.settings import Settings
 from app.pages.selection import SELECTION_MEDIA_TYPES, SelectionFormat, parse_ids, selection_stream
+from app.runs.poses import run_pose_dir
+from app.runs.purchasability import BlockFlags
 from synflow.config import DIVERGENCE_NAMES
 
 STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
@@ -81,15 +85,21 @@ def pages_router() -> APIRouter:
         ids: str = Form(..., description="comma-separated molecule ids"),
         format: SelectionFormat = Form("csv"),
         session: Session = SESSION,
+        db: Database = Depends(get_db),
+        settings: Settings = Depends(get_settings),
+        flags: BlockFlags = Depends(block_flags),
     ) -> Response:
-        if session.get(Run, run_id) is None:
+        run = session.get(Run, run_id)
+        if run is None:
             return Response(f"no run {run_id!r}", status_code=404, media_type="text/plain")
         try:
             wanted = parse_ids(ids)
         except ValueError as error:
             return Response(f"ids: {error}", status_code=422, media_type="text/plain")
+        pose_dir = run_pose_dir(session, run, settings.data_dir)  # SDF: docked poses as 3-D blocks
+        session.commit()  # the export reads in its own short sessions; hold no connection meanwhile
         headers = {"Content-Disposition": f'attachment; filename="{run_id}-selection.{format}"'}
-        body = selection_stream(session, run_id, wanted, format)
+        body = selection_stream(db, run_id, wanted, format, pose_dir, flags)
         return StreamingResponse(body, media_type=SELECTION_MEDIA_TYPES[format], headers=headers)
 
     @router.get("/molecules/{molecule_id}", response_class=HTMLResponse)

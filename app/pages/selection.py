@@ -1,25 +1,25 @@
 """Export of a chosen set of molecules (the browser's selection) as CSV or SDF.
 
-The REST export streams a whole run; a selection is a few hundred ids at most, read in one query.
-Rows follow the selection's order; ids not in the run are skipped.
+The rows are the run export's (``app.runs.export``: the same columns, notes and docked 3-D poses);
+a selection is a few thousand ids at most, read in one query. Rows follow the selection's order;
+ids not in the run are skipped.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Literal
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from app.chem.render import sdf_record
+from app.core.db import Database
 from app.core.models import Molecule
+from app.runs.export import MEDIA_TYPES, export_csv, export_sdf, run_notes, score_names
+from app.runs.purchasability import BlockFlags
 
 SelectionFormat = Literal["csv", "sdf"]
-SELECTION_MEDIA_TYPES = {"csv": "text/csv", "sdf": "chemical/x-mdl-sdfile"}
+SELECTION_MEDIA_TYPES = {fmt: MEDIA_TYPES[fmt] for fmt in ("csv", "sdf")}
 MAX_SELECTION = 5000
 
 
@@ -41,37 +41,23 @@ def parse_ids(text: str) -> list[int]:
     return ids
 
 
-def _selected(session: Session, run_id: str, ids: list[int]) -> list[Molecule]:
-    rows = session.scalars(select(Molecule).where(Molecule.run_id == run_id, Molecule.id.in_(ids)))
-    by_id = {m.id: m for m in rows}
+def _selected(db: Database, run_id: str, ids: list[int]) -> list[Molecule]:
+    with db.session() as session:
+        rows = session.scalars(select(Molecule).where(Molecule.run_id == run_id, Molecule.id.in_(ids)))
+        by_id = {m.id: m for m in rows}
     return [by_id[i] for i in ids if i in by_id]
 
 
-def _row(mol: Molecule) -> dict[str, object]:
-    return {"id": mol.id, "smiles": mol.smiles, "inchikey": mol.inchikey, "reward": mol.reward,
-            "step": mol.step, "times_sampled": mol.times_sampled}
-
-
-def selection_stream(session: Session, run_id: str, ids: list[int], fmt: SelectionFormat) -> Iterator[str]:
-    molecules = _selected(session, run_id, ids)
+def selection_stream(
+    db: Database, run_id: str, ids: list[int], fmt: SelectionFormat, pose_dir: Path | None = None,
+    block_flags: BlockFlags | None = None,
+) -> Iterator[str]:
+    """The run export's ``fmt`` records for the molecules ``ids`` of ``run_id``, in that order;
+    ``pose_dir`` and ``block_flags`` as for ``export_stream``. The CSV has the run export's score
+    columns (and any other score a selected molecule has)."""
+    notes = run_notes(db, run_id, block_flags)
+    molecules = _selected(db, run_id, ids)
     if fmt == "sdf":
-        return iter([_sdf(run_id, m) for m in molecules])
-    return iter([_csv(molecules)])
-
-
-def _sdf(run_id: str, mol: Molecule) -> str:
-    props = {**_row(mol), **{f"score_{k}": v for k, v in (mol.scores or {}).items()},
-             "route": json.dumps(mol.route)}
-    return sdf_record(mol.smiles, f"{run_id}:{mol.id}", props)
-
-
-def _csv(molecules: list[Molecule]) -> str:
-    names = sorted({name for m in molecules for name in (m.scores or {})})
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["id", "smiles", "inchikey", "reward", "step", "times_sampled",
-                     *[f"score_{n}" for n in names], "route"])
-    for mol in molecules:
-        scores = mol.scores or {}
-        writer.writerow([*_row(mol).values(), *[scores.get(n) for n in names], json.dumps(mol.route)])
-    return buffer.getvalue()
+        return export_sdf(molecules, notes, pose_dir)
+    names = set(score_names(db, run_id)).union(*(m.scores or {} for m in molecules))
+    return export_csv(molecules, sorted(names), notes)

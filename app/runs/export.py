@@ -1,11 +1,12 @@
-"""Streamed exports of a run's molecules (CSV, SDF with scores as properties, JSONL)."""
+"""Streamed exports of molecules (CSV, SDF with scores as properties, JSONL): a whole run's
+(``export_stream``), or any molecules of one run (the browser's selection, ``app.pages.selection``)."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -67,9 +68,8 @@ def run_notes(db: Database, run_id: str, block_flags: BlockFlags | None = None) 
     return ExportNotes(config, block_flags)
 
 
-def export_csv(db: Database, run_id: str, notes: ExportNotes | None = None) -> Iterator[str]:
-    notes = notes or run_notes(db, run_id)
-    scores = score_names(db, run_id)
+def export_csv(molecules: Iterable[Molecule], scores: list[str], notes: ExportNotes) -> Iterator[str]:
+    """A header, then one row per molecule in the order given; ``scores``: the ``score_*`` columns."""
     columns = [
         "id",
         "smiles",
@@ -86,7 +86,7 @@ def export_csv(db: Database, run_id: str, notes: ExportNotes | None = None) -> I
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(columns)
-    for i, mol in enumerate(iter_molecules(db, run_id)):
+    for i, mol in enumerate(molecules):
         row = [
             *_base(mol).values(), *[(mol.scores or {}).get(n) for n in scores],
             *notes.text(mol.purchasable, mol.alerts, mol.route).values(), json.dumps(mol.route),
@@ -104,21 +104,19 @@ def _drain(buffer: io.StringIO) -> str:
     return text
 
 
-def export_jsonl(db: Database, run_id: str, notes: ExportNotes | None = None) -> Iterator[str]:
-    notes = notes or run_notes(db, run_id)
-    for mol in iter_molecules(db, run_id):
+def export_jsonl(molecules: Iterable[Molecule], notes: ExportNotes) -> Iterator[str]:
+    for mol in molecules:
         found = notes.fields(mol.purchasable, mol.alerts, mol.route)
         yield json.dumps({**_base(mol), "scores": mol.scores, **found, "route": mol.route}) + "\n"
 
 
 def export_sdf(
-    db: Database, run_id: str, pose_dir: Path | None = None, notes: ExportNotes | None = None
+    molecules: Iterable[Molecule], notes: ExportNotes, pose_dir: Path | None = None
 ) -> Iterator[str]:
-    """One record per molecule; a molecule with a docked pose under ``pose_dir`` gets the pose's
-    3-D coordinates (hydrogens included) as its molecule block, the others a 2-D depiction: the
-    ``coordinates`` property says which (``docked_3d`` or ``2d``)."""
-    notes = notes or run_notes(db, run_id)
-    for mol in iter_molecules(db, run_id):
+    """One record per molecule, named ``run_id:id``; a molecule with a docked pose under ``pose_dir``
+    gets the pose's 3-D coordinates (hydrogens included) as its molecule block, the others a 2-D
+    depiction: the ``coordinates`` property says which (``docked_3d`` or ``2d``)."""
+    for mol in molecules:
         props = {
             **_base(mol),
             **{f"score_{k}": v for k, v in (mol.scores or {}).items()},
@@ -127,20 +125,25 @@ def export_sdf(
         }
         props.pop("smiles")
         props["smiles"] = mol.smiles
+        name = f"{mol.run_id}:{mol.id}"
         block = pose_molblock(pose_dir, mol.pose) if pose_dir is not None and mol.pose else None
         if block is None:
-            yield sdf_record(mol.smiles, f"{run_id}:{mol.id}", {**props, "coordinates": "2d"})
+            yield sdf_record(mol.smiles, name, {**props, "coordinates": "2d"})
         else:
-            yield pose_record(block, f"{run_id}:{mol.id}", {**props, "coordinates": "docked_3d"})
+            yield pose_record(block, name, {**props, "coordinates": "docked_3d"})
 
 
 def export_stream(
     db: Database, run_id: str, fmt: ExportFormat, pose_dir: Path | None = None,
     block_flags: BlockFlags | None = None,
 ) -> Iterator[str]:
-    """``fmt`` export of a run; ``pose_dir``: where its docked poses are (``app.runs.poses``), for SDF;
-    ``block_flags``: the process's open purchasability catalogues (a fresh one otherwise)."""
+    """``fmt`` export of all of a run's molecules, best first; ``pose_dir``: where its docked poses are
+    (``app.runs.poses``), for SDF; ``block_flags``: the process's open purchasability catalogues (a
+    fresh one otherwise)."""
     notes = run_notes(db, run_id, block_flags)
+    molecules = iter_molecules(db, run_id)
     if fmt == "sdf":
-        return export_sdf(db, run_id, pose_dir, notes)
-    return {"csv": export_csv, "jsonl": export_jsonl}[fmt](db, run_id, notes)
+        return export_sdf(molecules, notes, pose_dir)
+    if fmt == "jsonl":
+        return export_jsonl(molecules, notes)
+    return export_csv(molecules, score_names(db, run_id), notes)

@@ -1,7 +1,8 @@
 """Docked poses in the service, on SQLite and PostgreSQL: a molecule's ``notes["pose"]`` reaches the
 ``molecules.pose`` column through the store; the API serves the pose (SDF), the receptor kept beside
 it and the docking box, 404s that name the molecule when there is none, never a file a tampered row
-or a config outside the data directory names; the SDF export gives the pose's 3-D block; runs get
+or a config outside the data directory names; the SDF export gives the pose's 3-D block (the run's and
+the browser's selection export alike); runs get
 DATA_DIR/poses from the worker, and the API refuses a ``pose_dir`` outside the data directory.
 
 The pose files are written with ``synflow.rewards.poses`` from an RDKit 3-D embedding (the docking
@@ -181,6 +182,21 @@ def test_the_sdf_export_gives_the_docked_pose_in_3d(docked: Docked) -> None:
     assert pose.GetConformer().GetPositions() == pytest.approx(served.GetConformer().GetPositions())
     plain = records[PLAIN]
     assert plain.GetProp("coordinates") == "2d" and not plain.GetConformer().Is3D()
+
+
+def test_the_selection_sdf_gives_the_docked_pose_as_the_run_export_does(docked: Docked) -> None:
+    run_sdf = docked.client.get(f"/api/v1/runs/{docked.run_id}/export", params={"format": "sdf"}).text
+    form = {"ids": f"{docked.plain_id},{docked.docked_id}", "format": "sdf"}
+    selection = docked.client.post(f"/runs/{docked.run_id}/molecules/export", data=form)
+    assert selection.status_code == 200, selection.text
+    records = run_sdf.split("$$$$\n")[:-1]  # the run's: best first, the docked molecule
+    assert selection.text == records[1] + "$$$$\n" + records[0] + "$$$$\n"  # the selection's order
+    supplier = Chem.SDMolSupplier()
+    supplier.SetData(selection.text, removeHs=False)
+    plain, pose = list(supplier)
+    assert pose.GetProp("coordinates") == "docked_3d" and pose.GetConformer().Is3D()
+    assert plain.GetProp("coordinates") == "2d"
+    assert pose.GetProp("_Name") == f"{docked.run_id}:{docked.docked_id}"
 
 
 def test_the_pose_endpoints_are_documented(docked: Docked) -> None:

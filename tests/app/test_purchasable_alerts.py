@@ -1,5 +1,6 @@
 """Purchasability and structural alerts in the service, on SQLite and PostgreSQL: uploaded
-catalogues, runs pinned to them, the molecule list filters, route blocks flagged, exports."""
+catalogues, runs pinned to them, the molecule list filters, route blocks flagged, exports (the
+run's, and the browser's selection export, which writes the same rows)."""
 
 from __future__ import annotations
 
@@ -182,6 +183,49 @@ def test_filters_flags_and_exports(client: TestClient, db: Database) -> None:
     props = {m.GetProp("smiles"): m.GetPropsAsDict() for m in supplier if m is not None}
     assert props["O=C1NC(=S)SC1=Cc1ccccc1"]["purchasable"] == "false"
     assert json.loads(props["O=C1NC(=S)SC1=Cc1ccccc1"]["alerts"])[0] == ALERT
+
+
+def test_the_selection_export_writes_the_run_exports_rows(client: TestClient, db: Database) -> None:
+    run_id = create_run(client, upload(client, "stock")["name"])["id"]
+    seed(db, run_id)
+    ids = {m["smiles"]: m["id"] for m in page(client, run_id)}
+    chosen = [ids["c1ccccc1"], ids["O=C1NC(=S)SC1=Cc1ccccc1"], ids["CC(=O)Nc1ccc(O)cc1"]]  # not reward order
+
+    def export(fmt: str, selected: list[int] | None = None) -> str:
+        if selected is None:
+            response = client.get(f"/api/v1/runs/{run_id}/export", params={"format": fmt})
+        else:
+            form = {"ids": ",".join(map(str, selected)), "format": fmt}
+            response = client.post(f"/runs/{run_id}/molecules/export", data=form)
+        assert response.status_code == 200, response.text
+        return response.text
+
+    whole = list(csv.reader(io.StringIO(export("csv"))))
+    chosen_rows = list(csv.reader(io.StringIO(export("csv", [*chosen, 999999]))))  # not in the run: skipped
+    assert chosen_rows[0] == whole[0]
+    assert {"purchasable", "alerts", "building_blocks_purchasable", "score_qed"} <= set(whole[0])
+    by_id = {int(row[0]): row for row in whole[1:]}
+    assert chosen_rows[1:] == [by_id[i] for i in chosen]
+
+    def records(sdf: str) -> dict[str, str]:
+        """``run_id:id`` → the record's text, in the file's order."""
+        return {r.splitlines()[0]: r for r in sdf.split("$$$$\n")[:-1]}
+
+    everything = records(export("sdf"))
+    names = [f"{run_id}:{i}" for i in chosen]
+    assert records(export("sdf", chosen)) == {n: everything[n] for n in names}
+    assert list(records(export("sdf", chosen))) == names
+    supplier = Chem.SDMolSupplier()
+    supplier.SetData(export("sdf", chosen))
+    props = [m.GetPropsAsDict() for m in supplier]
+    assert [p["purchasable"] for p in props] == ["", "false", "true"]
+    assert json.loads(props[1]["alerts"]) == [ALERT, "NIH: rhodanine"] and props[1]["coordinates"] == "2d"
+    assert json.loads(props[2]["building_blocks_purchasable"]) == [True, True]
+
+    wrong = client.post(f"/runs/{run_id}/molecules/export", data={"ids": "1,x", "format": "csv"})
+    assert wrong.status_code == 422
+    missing = client.post(f"/runs/{'0' * 32}/molecules/export", data={"ids": "1", "format": "csv"})
+    assert missing.status_code == 404
 
 
 def test_a_run_without_a_purchasable_component_flags_nothing(client: TestClient, db: Database) -> None:
