@@ -121,6 +121,12 @@ class LossConfig(_Section):
     log_z_lr: float = Field(0.05, gt=0)
     temper: float | None = Field(None, gt=0)
     backward_policy_weight: float = Field(1.0, ge=0, description="weight of −log P_B (maximum_likelihood)")
+    dead_end_weight: float = Field(
+        0.1,
+        ge=0,
+        description="λ of the dead-end term λ·P(dead end) (constrained runs; see synflow/constraints.py): "
+        "steers the sampler away from states with no legal action; 0 leaves them untrained",
+    )
 
     @model_validator(mode="after")
     def _check_alpha(self) -> LossConfig:

@@ -293,12 +293,13 @@ class Trainer:
         searched, accepted, search_info = self._search(online)
         new, samples = self._record(online + searched, self.step)
         replayed = self.relabel(self.replay.sample(n_replay, self.rng))
-        # dead ends (no legal action: a required scaffold missing) carry no reward information and
-        # are not trained on: see synflow/constraints.py
+        # dead ends (no legal action: a required scaffold missing) carry no reward information: they
+        # are not in the f-TB loss, only in the term that lowers their probability (synflow/constraints.py)
         trainable = [t for t in online if not is_dead_end(t)]
+        dead = [t for t in online if is_dead_end(t)] if cfg.loss.dead_end_weight > 0 else []
         self.replay.add(trainable + accepted)
         batch = trainable + replayed
-        info = self.optimise(batch) if batch else {}
+        info = self.optimise(batch, dead=dead, drawn=len(online)) if batch else {}
         for _ in range(cfg.training.inner_steps - 1):
             extra = self.relabel(self.replay.sample(cfg.training.batch_size, self.rng))
             if extra:
@@ -493,12 +494,15 @@ class Trainer:
         # a regrown trajectory keeps its parent's β and w, so R_w compares like with like
         return [c for c, _ in pairs], [c for c, p in pairs if self._goal(c) > self._goal(p)]
 
-    def optimise(self, batch: list[Trajectory], schedule: bool = True) -> dict[str, float]:
+    def optimise(
+        self, batch: list[Trajectory], schedule: bool = True, dead: Sequence[Trajectory] = (), drawn: int = 0
+    ) -> dict[str, float]:
         """One gradient step on ``batch``; ``schedule`` advances the learning-rate schedule (once per
-        training step: the extra inner updates of a step leave it where it is)."""
+        training step: the extra inner updates of a step leave it where it is). ``dead``: the dead ends
+        among the ``drawn`` on-policy trajectories of this step (see ``_loss``)."""
         t0 = time.perf_counter()
         self.model.train()
-        loss, figures = self._loss(batch)
+        loss, figures = self._loss(batch, dead, drawn)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm, clip = None, self.config.training.grad_clip
@@ -522,10 +526,19 @@ class Trainer:
         loss, figures = self._loss(batch)
         return loss, figures()
 
-    def _loss(self, batch: list[Trajectory]) -> tuple[torch.Tensor, Callable[[], dict[str, float]]]:
-        """The loss, and a function that reads the batch's figures (later: reading syncs a GPU)."""
+    def _loss(
+        self, batch: list[Trajectory], dead: Sequence[Trajectory] = (), drawn: int = 0
+    ) -> tuple[torch.Tensor, Callable[[], dict[str, float]]]:
+        """The loss, and a function that reads the batch's figures (later: reading syncs a GPU).
+
+        With dead ends among the ``drawn`` on-policy trajectories, the loss gains
+        λ · Σ_dead log P_F(τ) / drawn: its expected gradient is λ ∇P(dead end) (the score-function
+        identity E[1_dead ∇log P_F(τ)] = ∇ Σ_dead P_F(τ)), so it lowers the dead ends' probability.
+        The f-TB loss is blind to how much mass the dead ends take (log Z absorbs it), so the joint
+        minimum is the f-TB one with no dead-end mass: still ∝ R over the molecules."""
         dev = self.device
-        log_pf = forward_log_probs(self.runner, self.model, batch)
+        log_pf_all = forward_log_probs(self.runner, self.model, [*batch, *dead])
+        log_pf, dead_log_pf = log_pf_all[: len(batch)], log_pf_all[len(batch):]
         columns = [[t.log_reward for t in batch], [t.beta for t in batch], [t.uniform_log_pb for t in batch]]
         tensors = [torch.tensor(c) for c in columns]
         if self.preferences is not None:  # w per trajectory, for log Z(β, w)
@@ -547,6 +560,10 @@ class Trainer:
         div = divergence_at(self.config.loss, self.step)
         out = ftb_loss(log_pf, log_pb, log_r, div, log_z=log_z, temper=self.config.loss.temper)
         loss = out.loss + self.config.loss.backward_policy_weight * backward_loss
+        dead_end_term = torch.zeros((), device=dev)
+        if len(dead):
+            dead_end_term = self.config.loss.dead_end_weight * dead_log_pf.sum() / max(drawn, len(dead))
+            loss = loss + dead_end_term
         lr = float(self.scheduler.get_last_lr()[0])  # before the step that may change it
 
         def figures() -> dict[str, float]:
@@ -555,6 +572,7 @@ class Trainer:
                 "log_z": float(out.log_z),
                 "delta_abs": float(out.delta.detach().abs().mean()),
                 "backward_loss": float(backward_loss.detach()),
+                "dead_end_term": float(dead_end_term.detach()),
                 "lr": lr,
                 **balance_diagnostics(log_pf.detach(), log_pb, log_r, out.delta.detach(), div),
             }
