@@ -9,6 +9,16 @@ the template set, their sizes, the templates themselves, and one 64-bit hash per
 so that a mismatch can name the first differing block). Reading uses ``safetensors`` only, never
 pickle: an imported file cannot execute anything.
 
+The data files the reward reads — a docking component's receptor, an assay model's ``.npz``, a
+purchasable component's catalogue file — travel inside it too: each file's bytes as one uint8 tensor
+(``reward_file.<i>.<field>``, ``i`` the component's index), with its name, size and SHA-256 in the
+metadata, at most ``MAX_REWARD_FILE_BYTES`` in all. They are data only (a receptor is read by Vina, a
+model by ``numpy`` without pickle, a catalogue as molecules); reward code (``python``, ``command``) is
+never embedded. ``write_reward_files`` writes them on the importing installation, each checked
+against its SHA-256 when the file is read, and re-points the config at them. A file that embeds
+reward files is format 2 (a reader of format 1 could not honour them and says so); one without is
+written as format 1, byte for byte what earlier versions wrote.
+
 The optimiser, replay buffer, metrics and RNG states are left out: a generator samples, it does not
 resume training. ``generator_checkpoint`` turns a checked file into the weights-only trainer state
 that ``Trainer.from_checkpoint`` (``load_state``) reads for sampling.
@@ -19,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import struct
 import uuid
 from collections.abc import Mapping, Sequence
@@ -40,15 +51,25 @@ from reactions.templates import ReactionTemplate, TemplateSet
 from synflow.assembly import build_policy
 from synflow.chemistry import SynthesisChemistry
 from synflow.config import ConfigError, RunConfig, parse_run_config
+from synflow.rewards.components import (
+    AssayModelComponent,
+    ComponentBase,
+    DockingComponent,
+    PurchasableComponent,
+)
+from synflow.rewards.poses import write_atomic
 from synflow.schedules import beta_range
 
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "MAX_HEADER_BYTES",
+    "MAX_REWARD_FILE_BYTES",
     "ChemistryMismatch",
     "GeneratorFile",
     "GeneratorFileError",
+    "RewardFile",
+    "RewardFileError",
     "block_hashes",
     "check_chemistry",
     "export_generator",
@@ -57,17 +78,25 @@ __all__ = [
     "load_policy",
     "portable_config",
     "read_generator",
+    "reward_file_fields",
     "templates_hash",
+    "write_reward_files",
 ]
 
 FORMAT = "synflow-generator"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest this installation writes and reads
+MIN_FORMAT_VERSION = 1  # format 1: no embedded reward files (still written when there are none)
 SUFFIX = ".safetensors"
 # The header is JSON the reader must parse whole; a policy's tensor table and the metadata (config,
 # templates) stay far below this, a hostile file announcing gigabytes is refused before reading it.
 MAX_HEADER_BYTES = 32 * 1024 * 1024
 POLICY_PREFIX = "policy."
 BLOCK_HASHES = "library.block_hashes"
+REWARD_PREFIX = "reward_file."
+# What the reward's data files may add to a generator file, all together: a receptor is a few MB, a
+# model or a catalogue some tens; the file must still pass an upload limit.
+MAX_REWARD_FILE_BYTES = 64 * 1024 * 1024
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 WEIGHTS_NOTE = (
     "the sampling policy's weights (the EMA copy when training.ema is set); no optimiser, replay buffer "
     "or RNG state: the file samples, it does not resume training"
@@ -77,6 +106,15 @@ WEIGHTS_NOTE = (
 class GeneratorFileError(ValueError):
     """Not a generator file this installation can read: wrong format or version, a malformed or
     truncated file, invalid metadata, or tensors that do not fit the policy the config describes."""
+
+
+class RewardFileError(ConfigError):
+    """A data file the reward reads cannot go into a generator file: unreadable, changed since the
+    run was created, or past ``MAX_REWARD_FILE_BYTES``. ``field`` is ``reward.components.<i>.<field>``."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__([(field, message)])
+        self.field = field
 
 
 class ChemistryMismatch(ValueError):
@@ -89,6 +127,21 @@ class ChemistryMismatch(ValueError):
 
 
 @dataclass(frozen=True)
+class RewardFile:
+    """A data file of the reward embedded in a generator file (its SHA-256 checked when read)."""
+
+    component: int  # the index in ``reward.components``
+    field: str  # the component's field that names the file
+    name: str  # the file's name where it was exported
+    sha256: str
+    data: bytes
+
+    @property
+    def where(self) -> str:
+        return f"reward.components.{self.component}.{self.field}"
+
+
+@dataclass(frozen=True)
 class GeneratorFile:
     """A read and format-checked generator file (its chemistry and weights not yet checked)."""
 
@@ -97,6 +150,7 @@ class GeneratorFile:
     config: RunConfig
     weights: dict[str, torch.Tensor]  # the policy's state_dict
     hashes: np.ndarray  # one int64 per building block, in library order
+    reward_files: tuple[RewardFile, ...] = ()
 
     @property
     def step(self) -> int:
@@ -168,10 +222,147 @@ def _hyperparameters(policy: SynthesisPolicy, config: RunConfig, chem: Synthesis
 
 def portable_config(config: RunConfig) -> RunConfig:
     """``config`` without what belongs to the installation that trained it: the cache folder (its
-    path), the Ray cluster its server supplied, and the device (``auto`` picks what the importer has)."""
+    path), the Ray cluster its server supplied, the device (``auto`` picks what the importer has) and
+    the folder docking components kept their poses in. (The reward's data files travel embedded,
+    see ``write_reward_files``.)"""
     environment = config.environment.model_copy(update={"cache_dir": None})
     training = config.training.model_copy(update={"ray_address": None, "device": "auto"})
-    return config.model_copy(update={"environment": environment, "training": training})
+    components = [
+        c.model_copy(update={"pose_dir": None}) if isinstance(c, DockingComponent) else c
+        for c in config.reward.components
+    ]
+    reward = config.reward.model_copy(update={"components": components})
+    return config.model_copy(update={"environment": environment, "training": training, "reward": reward})
+
+
+# -- the reward's data files ----------------------------------------------------------------------
+def reward_file_fields(config: RunConfig) -> list[tuple[int, str, str]]:
+    """``(index, field, path)`` of every data file the reward reads: a docking receptor, an assay
+    model's file, a purchasable component's catalogue file (not the bundled filter)."""
+    found = []
+    for i, component in enumerate(config.reward.components):
+        if isinstance(component, DockingComponent):
+            found.append((i, "receptor", component.receptor))
+        elif isinstance(component, AssayModelComponent):
+            found.append((i, "model", component.model))
+        elif isinstance(component, PurchasableComponent) and not component.is_bundled():
+            found.append((i, "source", component.source))
+    return found
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB ({size} bytes)"
+
+
+def _embed_reward_files(config: RunConfig) -> tuple[list[dict[str, Any]], dict[str, torch.Tensor]]:
+    """The metadata entries and tensors of the reward's data files; ``RewardFileError`` naming the
+    field when one cannot be read, has changed since the run (an assay model's ``sha256``) or takes
+    the total past ``MAX_REWARD_FILE_BYTES``."""
+    entries: list[dict[str, Any]] = []
+    tensors: dict[str, torch.Tensor] = {}
+    total = 0
+    for index, field, value in reward_file_fields(config):
+        where, path = f"reward.components.{index}.{field}", Path(value)
+        try:
+            size = path.stat().st_size
+            total += size
+            if total > MAX_REWARD_FILE_BYTES:
+                raise RewardFileError(
+                    where,
+                    f"{path.name} is {_mib(size)}; a generator file embeds at most "
+                    f"{_mib(MAX_REWARD_FILE_BYTES)} of reward files in all ({_mib(total)} with this one)",
+                )
+            data = path.read_bytes()
+        except OSError as error:
+            raise RewardFileError(where, f"{value!r} cannot be read: {error.strerror or error}") from None
+        digest = hashlib.sha256(data).hexdigest()
+        pinned = getattr(config.reward.components[index], "sha256", None)
+        if pinned is not None and pinned != digest:
+            raise RewardFileError(where, f"{value!r} has changed since the run was created (sha256)")
+        entries.append(
+            {"component": index, "field": field, "name": path.name, "sha256": digest, "size": len(data)}
+        )
+        tensors[f"{REWARD_PREFIX}{index}.{field}"] = torch.from_numpy(
+            np.frombuffer(data, dtype=np.uint8).copy()
+        )
+    return entries, tensors
+
+
+def _read_reward_files(
+    info: dict[str, Any], tensors: dict[str, torch.Tensor], config: RunConfig
+) -> tuple[RewardFile, ...]:
+    """The embedded reward files the metadata lists, popped from ``tensors``: each must belong to a
+    component with such a file field, hold as many bytes as listed and have the listed SHA-256."""
+    listed = info.get("reward_files", [])
+    if not isinstance(listed, list):
+        raise GeneratorFileError("its metadata is incomplete: reward_files: not a list")
+    expected = {(i, field) for i, field, _ in reward_file_fields(config)}
+    files, total = [], 0
+    for entry in listed:
+        if not (
+            isinstance(entry, dict)
+            and all(
+                isinstance(entry.get(k), int) and not isinstance(entry.get(k), bool)
+                for k in ("component", "size")
+            )
+            and all(isinstance(entry.get(k), str) for k in ("field", "name", "sha256"))
+            and _SHA256.match(entry["sha256"])
+        ):
+            raise GeneratorFileError(
+                "its metadata is incomplete: reward_files: not one {component, field, name, sha256, "
+                "size} per file"
+            )
+        where = f"reward.components.{entry['component']}.{entry['field']}"
+        if (entry["component"], entry["field"]) not in expected:
+            raise GeneratorFileError(f"embedded reward file {where}: its config has no such file field")
+        tensor = tensors.pop(f"{REWARD_PREFIX}{entry['component']}.{entry['field']}", None)
+        if tensor is None or tensor.dtype != torch.uint8 or tensor.dim() != 1:
+            raise GeneratorFileError(
+                f"embedded reward file {where}: its tensor (uint8 bytes) is missing or malformed"
+            )
+        total += tensor.numel()
+        if tensor.numel() != entry["size"] or total > MAX_REWARD_FILE_BYTES:
+            raise GeneratorFileError(
+                f"embedded reward file {where} ({entry['name']!r}): {tensor.numel()} bytes, listed as "
+                f"{entry['size']} (at most {MAX_REWARD_FILE_BYTES} in all)"
+            )
+        data = tensor.numpy().tobytes()
+        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            raise GeneratorFileError(
+                f"embedded reward file {where} ({entry['name']!r}): its SHA-256 is not the one recorded "
+                "(a damaged or altered file)"
+            )
+        files.append(RewardFile(entry["component"], entry["field"], entry["name"], entry["sha256"], data))
+    return tuple(files)
+
+
+def _file_name(name: str, field: str) -> str:
+    """A safe file name close to ``name`` (the metadata's, so not trusted): no folders, no dot first."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(name.replace("\\", "/")).name)[-120:].lstrip(".-")
+    return cleaned or field
+
+
+def write_reward_files(generator: GeneratorFile, config: RunConfig, directory: Path) -> RunConfig:
+    """Write the generator's embedded reward files under ``directory`` (``<index>/<name>``, each
+    atomically) and return ``config`` re-pointed at them: the field names the written file, an assay
+    model's ``sha256`` is the file's (checked again when the reward is built), and a component keeps
+    its label (``name``) when the file's name had to change. ``config`` is the generator's config,
+    possibly re-pointed at local chemistry already; the files were checked when the file was read."""
+    components: list[ComponentBase] = list(config.reward.components)
+    root = directory.resolve()
+    for file in generator.reward_files:
+        component = components[file.component]
+        path = root / str(file.component) / _file_name(file.name, file.field)
+        write_atomic(path, file.data)
+        update: dict[str, Any] = {file.field: str(path)}
+        if isinstance(component, AssayModelComponent):
+            update["sha256"] = file.sha256
+        moved = component.model_copy(update=update)
+        if moved.label != component.label:
+            moved = moved.model_copy(update={"name": component.label})
+        components[file.component] = moved
+    reward = config.reward.model_copy(update={"components": components})
+    return config.model_copy(update={"reward": reward})
 
 
 # -- export ---------------------------------------------------------------------------------------
@@ -184,12 +375,13 @@ def export_generator(
 ) -> GeneratorFile:
     """Write the sampling policy of a trainer checkpoint (``Trainer.state_dict()``, as read by
     ``synflow.checkpoint.read_checkpoint``) trained on ``chemistry`` as one generator file, atomically.
-    The weights are checked against the policy the config describes before anything is written."""
+    The weights are checked against the policy the config describes before anything is written; the
+    reward's data files are embedded (``RewardFileError`` naming the field when one cannot be)."""
     config = portable_config(parse_run_config(checkpoint["config"]))
     policy, _ = build_policy(config, chemistry)
     weights = {k: v.detach().cpu().contiguous().clone() for k, v in checkpoint["sampling_model"].items()}
     _load_strict(policy, weights)
-    info = {
+    info: dict[str, Any] = {
         "synflow_version": synflow.__version__,
         "rdkit_version": rdkit.__version__,
         "torch_version": torch.__version__,
@@ -201,9 +393,14 @@ def export_generator(
         "templates": _templates_info(chemistry.templates, templates_name),
         "weights": WEIGHTS_NOTE,
     }
+    reward_files, file_tensors = _embed_reward_files(config)
+    if reward_files:
+        info["reward_files"] = reward_files
     tensors = {POLICY_PREFIX + k: v for k, v in weights.items()}
     tensors[BLOCK_HASHES] = torch.from_numpy(block_hashes(chemistry.library))
-    metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "generator": json.dumps(info)}
+    tensors.update(file_tensors)
+    version = FORMAT_VERSION if reward_files else MIN_FORMAT_VERSION
+    metadata = {"format": FORMAT, "format_version": str(version), "generator": json.dumps(info)}
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # two exports may race
     try:
@@ -217,7 +414,8 @@ def export_generator(
 # -- reading and checking -------------------------------------------------------------------------
 def read_generator(path: str | Path) -> GeneratorFile:
     """Read a generator file with ``safetensors`` (no pickle) and check its format, version,
-    metadata, config and tensors. Raises ``GeneratorFileError`` saying what is wrong."""
+    metadata, config and tensors, and every embedded reward file against its SHA-256. Raises
+    ``GeneratorFileError`` saying what is wrong."""
     path = Path(path)
     _check_header_size(path)
     try:
@@ -240,8 +438,9 @@ def read_generator(path: str | Path) -> GeneratorFile:
         raise GeneratorFileError(
             f"{BLOCK_HASHES!r} has {hashes.numel()} entries for a library of {info['library']['size']} blocks"
         )
+    reward_files = _read_reward_files(info, tensors, config)
     weights = _policy_weights(tensors)
-    return GeneratorFile(path, info, config, weights, hashes.numpy())
+    return GeneratorFile(path, info, config, weights, hashes.numpy(), reward_files)
 
 
 def _check_header_size(path: Path) -> None:
@@ -274,11 +473,11 @@ def _check_metadata(metadata: Mapping[str, str]) -> dict[str, Any]:
     version = metadata.get("format_version", "")
     if not version.isdigit():
         raise GeneratorFileError(f"format_version {version[:40]!r} is not a number")
-    if int(version) != FORMAT_VERSION:
+    if not MIN_FORMAT_VERSION <= int(version) <= FORMAT_VERSION:
         newer = "a newer" if int(version) > FORMAT_VERSION else "an older"
         raise GeneratorFileError(
-            f"written in generator format {version} by {newer} synflow; this installation reads format "
-            f"{FORMAT_VERSION}"
+            f"written in generator format {version} by {newer} synflow; this installation reads formats "
+            f"{MIN_FORMAT_VERSION} to {FORMAT_VERSION}"
         )
     try:
         info = json.loads(metadata.get("generator", ""))

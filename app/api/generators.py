@@ -32,7 +32,10 @@ run) and checked: format and version, its RunConfig, its reward code against thi
 bundled defaults and every uploaded entry: the same SHA-256 fingerprint, else 409 naming the first
 differing block or template), and every weight tensor against the policy its config describes. It
 becomes a new training run, ``succeeded``, with the config re-pointed at the matching library and
-templates here; ``POST /runs/{id}/sample`` then draws from it. The file is limited by
+templates here; ``POST /runs/{id}/sample`` then draws from it. The data files its reward reads
+(docking receptor, assay model, catalogue file), embedded in the file, are checked against their
+SHA-256 (422, field ``file``, for a damaged or altered one), written under
+``DATA_DIR/generators/{run_id}/`` and the config re-pointed at them. The file is limited by
 ``max_upload_bytes``."""
 
 
@@ -55,12 +58,18 @@ def _generators() -> ModuleType:
     summary="Download a finished run's generator (safetensors)",
     description="The run's trained sampling policy as one safetensors file: the weights, the resolved "
     "RunConfig and the fingerprints of its building-block library and template set (no optimiser, "
-    "replay or RNG state: the file samples, it does not resume training). Import it elsewhere with "
-    "``POST /generators`` or `synflow generator import`.",
+    "replay or RNG state: the file samples, it does not resume training), and the data files its reward "
+    "reads (docking receptor, assay model, catalogue file; at most 64 MiB in all). Import it elsewhere "
+    "with ``POST /generators`` or `synflow generator import`.",
     responses={
         200: {"content": {"application/octet-stream": {}}, "description": "a .safetensors file"},
         404: {"model": ErrorOut, "description": "no such run"},
-        409: {"model": ErrorOut, "description": "the run has no final checkpoint (not a succeeded training)"},
+        409: {
+            "model": ErrorOut,
+            "description": "the run has no final checkpoint (not a succeeded training; field run_id), "
+            "or a reward file cannot be embedded (missing, changed, past 64 MiB; field "
+            "reward.components.<i>.<field>)",
+        },
         503: {"model": ErrorOut, "description": "this API server has no training stack (torch)"},
     },
 )
@@ -69,10 +78,14 @@ def download_generator(
 ) -> FileResponse:
     run = get_run(session, run_id)
     generators = _generators()
+    from synflow.bundle import RewardFileError  # torch: after the 503 check
+
     try:
         path = generators.export_run_generator(session, settings, run)
     except generators.GeneratorUnavailable as error:
         raise ApiError(409, f"run_id: {error}", "run_id") from None
+    except RewardFileError as error:
+        raise ApiError(409, str(error), error.field) from None
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", run.name).strip("-")[:60] or "run"
     return FileResponse(
         path, media_type="application/octet-stream", filename=f"{slug}-{run.id[:8]}.safetensors"
@@ -102,7 +115,11 @@ async def _save(upload: UploadFile, settings: Settings) -> Path:
             "templates; the message names the first difference)",
         },
         413: {"model": ErrorOut, "description": "the file is larger than max_upload_bytes"},
-        422: {"model": ErrorOut, "description": "not a generator file: format, version, metadata, tensors"},
+        422: {
+            "model": ErrorOut,
+            "description": "not a generator file: format, version, metadata, tensors, an embedded reward "
+            "file whose SHA-256 does not match (field file)",
+        },
         503: {"model": ErrorOut, "description": "this API server has no training stack (torch)"},
     },
 )

@@ -160,6 +160,7 @@ def delete_run(
     session.delete(run)
     session.flush()
     shutil.rmtree(settings.checkpoint_root() / run_id, ignore_errors=True)
+    shutil.rmtree(settings.generator_root() / run_id, ignore_errors=True)  # an imported run's reward files
     return Response(status_code=204)
 
 

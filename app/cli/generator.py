@@ -2,7 +2,9 @@
 
 ``export`` takes a run id of the service (its final checkpoint) or a checkpoint file written by
 ``synflow train``; ``import`` adds a file to the service's database as a finished run to sample from;
-``sample`` draws from a file without the service, on the bundled library or ``--library``.
+``sample`` draws from a file without the service, on the bundled library or ``--library``. The data
+files the reward reads travel inside the file: ``import`` writes them to DATA_DIR/generators/<run id>/,
+``sample`` to ``--reward-dir`` (default: a temporary folder, removed when it is done).
 """
 
 from __future__ import annotations
@@ -10,6 +12,9 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +76,20 @@ def _summary(path: Path) -> dict[str, Any]:
         "step": generator.step,
         "library": {k: generator.library.get(k) for k in ("name", "size", "sha256")},
         "templates": {k: generator.templates.get(k) for k in ("name", "count", "sha256")},
+        "reward_files": [
+            {"field": f.where, "name": f.name, "bytes": len(f.data)} for f in generator.reward_files
+        ],
     }
+
+
+@contextmanager
+def _reward_folder(chosen: Path | None) -> Iterator[Path]:
+    """``chosen``, or a temporary folder removed afterwards: where the reward files are written."""
+    if chosen is not None:
+        yield chosen
+        return
+    with tempfile.TemporaryDirectory(prefix="synflow-reward-files-") as folder:
+        yield Path(folder)
 
 
 def register(cli: typer.Typer) -> None:
@@ -87,14 +105,19 @@ def register(cli: typer.Typer) -> None:
         database_url: str | None = typer.Option(None, help=_DB_HELP),
         data_dir: Path | None = typer.Option(None, help=_DIR_HELP),
     ) -> None:
-        """Write a trained policy, its config and its chemistry's fingerprints as one file."""
+        """Write a trained policy, its config, its chemistry's fingerprints and the data files its
+        reward reads (receptor, assay model, catalogue file; at most 64 MiB) as one file."""
+        from synflow.bundle import RewardFileError
         from synflow.runtime import configure_torch_threads  # torch: 2.6 s, see `train`
 
         configure_torch_threads()
-        if Path(run).is_file():
-            _export_checkpoint(Path(run), out)
-        else:
-            _export_run(run, out, database_url, data_dir)
+        try:
+            if Path(run).is_file():
+                _export_checkpoint(Path(run), out)
+            else:
+                _export_run(run, out, database_url, data_dir)
+        except RewardFileError as error:
+            raise _fail(str(error)) from None
         typer.echo(json.dumps(_summary(out)))
 
     @generator_cli.command("import")
@@ -105,7 +128,8 @@ def register(cli: typer.Typer) -> None:
         data_dir: Path | None = typer.Option(None, help=_DIR_HELP),
     ) -> None:
         """Add a generator file to the service as a finished run to sample from. Its library and
-        templates must be ones this installation has; its reward code must be on the allowlist."""
+        templates must be ones this installation has; its reward code must be on the allowlist; the
+        reward files it carries are written to DATA_DIR/generators/RUN_ID/."""
         from app.runs.configs import CodeNotAllowed
         from app.runs.generators import import_generator_file
         from synflow.bundle import ChemistryMismatch, GeneratorFileError
@@ -140,6 +164,12 @@ def register(cli: typer.Typer) -> None:
         trust_reward_code: bool = typer.Option(
             False, help="run the file's python or command reward components (only for files you trust)"
         ),
+        reward_dir: Path | None = typer.Option(
+            None,
+            file_okay=False,
+            help="where the reward files the generator carries (receptor, assay model, catalogue) are "
+            "written (default: a temporary folder, removed afterwards)",
+        ),
     ) -> None:
         """Draw N molecules (routes, rewards) from a generator file without the service, on the
         library and templates it was trained on (checked)."""
@@ -149,9 +179,12 @@ def register(cli: typer.Typer) -> None:
         from synflow.bundle import (
             ChemistryMismatch,
             GeneratorFileError,
+            check_chemistry,
             generator_checkpoint,
-            import_generator,
+            load_policy,
+            portable_config,
             read_generator,
+            write_reward_files,
         )
         from synflow.runtime import configure_torch_threads
         from synflow.trainer import Trainer
@@ -159,13 +192,15 @@ def register(cli: typer.Typer) -> None:
         configure_torch_threads()
         try:
             sampling = parse_sampling_config({"count": n, "temperature": temperature})
-            config = read_generator(file).config
+            generator = read_generator(file)  # the embedded reward files checked against their SHA-256
             if not trust_reward_code:
-                check_code_allowed(config, [], [])
+                check_code_allowed(generator.config, [], [])
+            config = portable_config(generator.config)  # an earlier synflow's file may name its pose folder
             env = config.environment.model_copy(update={"building_blocks": library, "templates": templates})
             config = config.model_copy(update={"environment": env})
             chemistry = load_chemistry(env)
-            generator, _ = import_generator(file, chemistry)
+            check_chemistry(generator, chemistry.library, chemistry.templates)
+            load_policy(generator, chemistry)  # every tensor present, every shape right
         except CodeNotAllowed as error:
             raise _fail(f"{error}; pass --trust-reward-code to run it") from None
         except (GeneratorFileError, ChemistryMismatch, ConfigError) as error:
@@ -173,9 +208,11 @@ def register(cli: typer.Typer) -> None:
         sink = out.open("w") if out else sys.stdout
         try:
             writer = SampleWriter(sink)
-            with Trainer(config, callbacks=[writer], chemistry=chemistry) as trainer:
-                trainer.load_state(generator_checkpoint(generator, config))
-                outcome = trainer.draw(sampling)
+            with _reward_folder(reward_dir) as folder:
+                config = write_reward_files(generator, config, folder)
+                with Trainer(config, callbacks=[writer], chemistry=chemistry) as trainer:
+                    trainer.load_state(generator_checkpoint(generator, config))
+                    outcome = trainer.draw(sampling)
         finally:
             if out:
                 sink.close()

@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     def upload_root(self) -> Path:
         return self.data_dir / "libraries"
 
+    def generator_root(self) -> Path:
+        """Where an imported generator's reward files are written: ``<root>/<run id>/``."""
+        return self.data_dir / "generators"
+
     def ensure_dirs(self) -> None:
         for path in (self.data_dir, self.checkpoint_root(), self.upload_root()):
             path.mkdir(parents=True, exist_ok=True)

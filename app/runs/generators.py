@@ -7,9 +7,12 @@ Import: a file becomes a new training run, ``succeeded``, whose checkpoint the e
 path (``POST /runs/{id}/sample`` → ``Trainer.from_checkpoint``) loads. Its reward code must pass
 today's allowlist; its library and templates must be ones this installation has — the bundled
 defaults or an uploaded entry of the ``libraries`` table with the same fingerprint — and its config
-is re-pointed at them. Nothing is stored unless every check passes. Importing is split so the API can
-do the CPU work off the event loop: ``import_candidates`` (database) → ``prepare_import`` (files,
-RDKit, torch; no database) → ``store_import`` (database and checkpoint files).
+is re-pointed at them. The reward's data files it embeds (receptor, assay model, catalogue; each
+checked against its SHA-256 when the file is read) are written to ``DATA_DIR/generators/<run id>/``
+and the config is re-pointed at them too. Nothing is stored unless every check passes. Importing is
+split so the API can do the CPU work off the event loop: ``import_candidates`` (database) →
+``prepare_import`` (files, RDKit, torch; no database) → ``store_import`` (database, checkpoint and
+reward files).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from app.core.models import Library, Run, utcnow
 from app.core.settings import Settings
 from app.runs.configs import check_code_allowed, check_paths, check_storable
 from app.runs.lifecycle import RunStatus
+from app.runs.poses import pose_root
 from reactions.library import BuildingBlockLibrary, default_library, load_building_blocks
 from reactions.templates import TemplateSet, default_template_set, load_template_set
 from synflow.assembly import load_chemistry
@@ -38,7 +42,9 @@ from synflow.bundle import (
     export_generator,
     generator_checkpoint,
     load_policy,
+    portable_config,
     read_generator,
+    write_reward_files,
 )
 from synflow.checkpoint import CHECKPOINT_NAME, read_checkpoint, write_checkpoint
 from synflow.config import RunConfig, parse_run_config
@@ -78,14 +84,14 @@ class Candidate:
 class PreparedImport:
     generator: GeneratorFile
     config: RunConfig  # stored on the run: paths re-pointed at this installation's files
-    runtime: RunConfig  # in the checkpoint: as a worker of this server would have run it
     library: str  # the names of the matching library and template set here
     templates: str
 
 
 # -- export ---------------------------------------------------------------------------------------
 def export_run_generator(session: Session, settings: Settings, run: Run) -> Path:
-    """The generator file of a succeeded training run (written on first request)."""
+    """The generator file of a succeeded training run (written on first request). Raises
+    ``GeneratorUnavailable``, or ``RewardFileError`` when a reward file cannot be embedded."""
     checkpoint = settings.checkpoint_root() / run.id / CHECKPOINT_NAME
     if (
         run.kind != "train"
@@ -149,30 +155,37 @@ def prepare_import(
     )
     library = _match_library(generator, candidates[BUILDING_BLOCKS])
     templates = _match_templates(generator, candidates[TEMPLATES])
-    env = generator.config.environment.model_copy(
-        update={"building_blocks": library.path, "templates": templates.path, "cache_dir": None}
-    )
+    base = portable_config(generator.config)  # a file of an earlier synflow may name its pose folder
+    env = base.environment.model_copy(update={"building_blocks": library.path, "templates": templates.path})
     label = (name or f"{generator.name} (imported)")[:200]
-    config = generator.config.model_copy(update={"environment": env, "name": label})
+    config = base.model_copy(update={"environment": env, "name": label})
     check_paths(config, settings.data_dir)
     check_storable(config)
-    runtime_env = env.model_copy(update={"cache_dir": settings.data_dir / "cache"})
-    runtime = config.model_copy(update={"environment": runtime_env})
     # the policy over this installation's chemistry: every tensor present, every shape right; the
     # compatibility index built here is the one the sampling jobs reuse from the cache
-    load_policy(generator, load_chemistry(runtime_env))
-    return PreparedImport(generator, config, runtime, library.name, templates.name)
+    load_policy(generator, load_chemistry(_runtime(config, settings).environment))
+    return PreparedImport(generator, config, library.name, templates.name)
+
+
+def _runtime(config: RunConfig, settings: Settings) -> RunConfig:
+    """``config`` as a worker of this server runs it (the imported checkpoint's): the shared cache
+    under the data directory, and docked poses kept under DATA_DIR/poses, where the API serves them."""
+    env = config.environment.model_copy(update={"cache_dir": settings.data_dir / "cache"})
+    reward = config.reward.with_pose_dir(pose_root(settings.data_dir))
+    return config.model_copy(update={"environment": env, "reward": reward})
 
 
 def store_import(session: Session, settings: Settings, prepared: PreparedImport, source: Path) -> Run:
-    """The imported run (``succeeded``, kind ``train``) and its checkpoint files; the row is only
-    committed with the caller's session, and the files are removed again if writing them fails."""
+    """The imported run (``succeeded``, kind ``train``), its checkpoint files and its reward files
+    (``DATA_DIR/generators/<run id>/``, the stored and the checkpoint's config re-pointed at them);
+    the row is only committed with the caller's session, and the files are removed again if writing
+    them fails."""
     generator, now = prepared.generator, utcnow()
     run = Run(
         name=prepared.config.name,
         kind="train",
         status=RunStatus.SUCCEEDED,
-        config=prepared.config.model_dump(mode="json"),
+        config=prepared.config.model_dump(mode="json"),  # re-pointed at the reward files below
         total_steps=prepared.config.training.steps,
         step=generator.step,
         checkpoint_step=generator.step,
@@ -183,15 +196,19 @@ def store_import(session: Session, settings: Settings, prepared: PreparedImport,
     )
     session.add(run)
     session.flush()
-    folder = settings.checkpoint_root() / run.id
+    folder, reward_folder = settings.checkpoint_root() / run.id, settings.generator_root() / run.id
     try:
+        config = write_reward_files(generator, prepared.config, reward_folder)
         checkpoint = folder / CHECKPOINT_NAME
-        write_checkpoint(generator_checkpoint(generator, prepared.runtime), checkpoint, generator.step)
+        runtime = _runtime(config, settings)
+        write_checkpoint(generator_checkpoint(generator, runtime), checkpoint, generator.step)
         # downloads of this run serve the file as it came (written after last.pt, so it is current)
         shutil.copyfile(source, folder / GENERATOR_NAME)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(reward_folder, ignore_errors=True)
         raise
+    run.config = config.model_dump(mode="json")
     run.checkpoint_path = str(checkpoint)
     session.flush()
     return run

@@ -48,13 +48,14 @@ def ligand_file(smiles: str) -> str:
     return hashlib.sha256(smiles.encode()).hexdigest()[:24] + ".sdf"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+def write_atomic(path: Path, content: str | bytes) -> None:
+    """Write ``content`` (text, or bytes as they are) to ``path`` through a temporary file in the
+    same folder and a rename: a reader sees the old file or the whole new one, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb" if isinstance(content, bytes) else "w") as handle:
+            handle.write(content)
         os.replace(partial, path)
     except BaseException:
         Path(partial).unlink(missing_ok=True)

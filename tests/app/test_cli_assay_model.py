@@ -14,8 +14,7 @@ from rdkit import Chem
 from typer.testing import CliRunner
 
 from app.cli import score as cli_score
-from synflow.rewards.assay import collect_assay_data, fit_assay_model
-from tests.synflow.rewards.assay_data import logp, zinc_smiles
+from tests.synflow.rewards.assay_data import save_logp_model
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE_DATA = ROOT / "tests" / "app" / "pages" / "data"
@@ -23,10 +22,8 @@ PAGE_DATA = ROOT / "tests" / "app" / "pages" / "data"
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    smiles = zinc_smiles(40)
-    data = collect_assay_data((i + 2, s, str(logp(s))) for i, s in enumerate(smiles))
     path = tmp_path_factory.mktemp("model") / "logp.npz"
-    fit_assay_model(data, "higher", estimators=["gaussian_process"]).save(path)
+    save_logp_model(path, 40)
     return path
 
 

@@ -37,3 +37,12 @@ def write_logp_csv(path: Path, smiles: list[str], extra_rows: list[list[str]] | 
         for row in extra_rows or []:
             writer.writerow(row)
     return path
+
+
+def save_logp_model(path: Path, count: int) -> str:
+    """Fit a Gaussian process to the logP of ``count`` ZINC molecules (fast: a few dozen) and save it
+    to ``path`` (.npz); its SHA-256."""
+    from synflow.rewards.assay import collect_assay_data, fit_assay_model
+
+    data = collect_assay_data((i + 2, s, str(logp(s))) for i, s in enumerate(zinc_smiles(count)))
+    return fit_assay_model(data, "higher", estimators=["gaussian_process"]).save(path)
