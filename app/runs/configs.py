@@ -3,12 +3,14 @@ configs read back from a stored run row (validated once when the run was created
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
 from app.core.models import Run
 from synflow.config import ConfigError, RunConfig, SamplingConfig
+from synflow.rewards.components import DockingComponent
 
 __all__ = [
     "CodeNotAllowed",
@@ -27,22 +29,28 @@ class CodeNotAllowed(ConfigError):
 _FILE_FIELDS = ("building_blocks", "templates", "cache_dir")
 
 
-def check_paths(config: RunConfig, data_dir: Path) -> None:
+def check_paths(config: RunConfig, data_dir: Path, embedded: Collection[str] = ()) -> None:
     """A run must not read or write outside the server's data directory: every file the config
-    names must resolve (symlinks followed, ``..`` collapsed) inside it (the environment's files and
-    a docking component's ``pose_dir``). Raises ``ConfigError``."""
+    names must resolve (symlinks followed, ``..`` collapsed) inside it (the environment's files, a
+    docking component's ``receptor`` and ``pose_dir``). A receptor read from anywhere would also
+    leave the server inside the run's generator file (``synflow.bundle`` embeds it). ``embedded``:
+    fields (``reward.components.<i>.receptor``) an imported generator file carries, written under
+    the data directory when it is stored. Assay models and catalogues are resolved by name
+    (``app.libraries``). Raises ``ConfigError``."""
     root = data_dir.resolve()
+    outside = f"must be a path inside the data directory ({root})"
     errors = []
     for key in _FILE_FIELDS:
         value = getattr(config.environment, key)
         if value is not None and not _inside(value, root):
-            errors.append((f"environment.{key}", f"must be a path inside the data directory ({root})"))
+            errors.append((f"environment.{key}", outside))
     for i, component in enumerate(config.reward.components):
-        pose_dir = getattr(component, "pose_dir", None)  # docking components keep poses there
-        if pose_dir is not None and not _inside(pose_dir, root):
-            errors.append(
-                (f"reward.components.{i}.pose_dir", f"must be a path inside the data directory ({root})")
-            )
+        if not isinstance(component, DockingComponent):
+            continue
+        if f"reward.components.{i}.receptor" not in embedded and not _inside(Path(component.receptor), root):
+            errors.append((f"reward.components.{i}.receptor", outside))
+        if component.pose_dir is not None and not _inside(component.pose_dir, root):
+            errors.append((f"reward.components.{i}.pose_dir", outside))
     if errors:
         raise ConfigError(errors)
 

@@ -37,6 +37,7 @@ from synflow.assembly import load_chemistry
 from synflow.bundle import (
     ChemistryMismatch,
     GeneratorFile,
+    RewardFileError,
     check_library,
     check_templates,
     export_generator,
@@ -47,7 +48,7 @@ from synflow.bundle import (
     write_reward_files,
 )
 from synflow.checkpoint import CHECKPOINT_NAME, read_checkpoint, write_checkpoint
-from synflow.config import RunConfig, parse_run_config
+from synflow.config import ConfigError, RunConfig, parse_run_config
 
 __all__ = [
     "GENERATOR_NAME",
@@ -106,7 +107,13 @@ def export_run_generator(session: Session, settings: Settings, run: Run) -> Path
     if out.is_file() and out.stat().st_mtime_ns >= checkpoint.stat().st_mtime_ns:
         return out
     state = read_checkpoint(checkpoint)  # our own file, written by our worker
-    env = parse_run_config(state["config"]).environment
+    config = parse_run_config(state["config"])
+    try:  # a run created before receptors were checked must not carry a file from elsewhere away
+        check_paths(config, settings.data_dir)
+    except ConfigError as error:
+        field, message = error.errors[0]
+        raise RewardFileError(field, message) from None
+    env = config.environment
     if env.cache_dir is None:
         env = env.model_copy(update={"cache_dir": settings.data_dir / "cache"})
     chemistry = load_chemistry(env)
@@ -159,7 +166,8 @@ def prepare_import(
     env = base.environment.model_copy(update={"building_blocks": library.path, "templates": templates.path})
     label = (name or f"{generator.name} (imported)")[:200]
     config = base.model_copy(update={"environment": env, "name": label})
-    check_paths(config, settings.data_dir)
+    # the receptors it carries are written under the data directory when it is stored
+    check_paths(config, settings.data_dir, {f.where for f in generator.reward_files})
     check_storable(config)
     # the policy over this installation's chemistry: every tensor present, every shape right; the
     # compatibility index built here is the one the sampling jobs reuse from the cache

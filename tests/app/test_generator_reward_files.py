@@ -28,7 +28,7 @@ from app.main import create_app
 from app.worker.process import Worker
 from synflow.assembly import build_policy, load_chemistry
 from synflow.bundle import export_generator, read_generator
-from synflow.checkpoint import CHECKPOINT_NAME, read_checkpoint
+from synflow.checkpoint import CHECKPOINT_NAME, read_checkpoint, write_checkpoint
 from synflow.config import parse_run_config
 from synflow.rewards.assay import load_assay_model
 from tests.app.test_generators import BLOCKS, TEMPLATES, tiny_run
@@ -46,19 +46,25 @@ def client(settings: Settings, db: Database) -> Iterator[TestClient]:
         yield test_client
 
 
+def _export(component: dict[str, Any], path: Path) -> Path:
+    """A generator file (untrained weights: enough to sample) of the tiny run rewarded by QED and
+    ``component``, as the exporting machine writes it."""
+    raw = tiny_run(str(BLOCKS), str(TEMPLATES))
+    raw["reward"] = {"components": [{"type": "qed"}, component]}
+    config = parse_run_config(raw)
+    chemistry = load_chemistry(config.environment)
+    policy, _ = build_policy(config, chemistry)
+    state = {"config": config.model_dump(mode="json"), "sampling_model": policy.state_dict(), "step": 0}
+    export_generator(state, chemistry, path)
+    return path
+
+
 def _exported(tmp_path: Path) -> tuple[bytes, bytes]:
     """A generator file (untrained weights: enough to sample) whose reward scores QED and an assay
     model's logP, exported on "another machine" whose model file is then gone; and the model's bytes."""
     model = tmp_path / "elsewhere" / "logp.npz"
     digest = save_logp_model(model, 30)
-    raw = tiny_run(str(BLOCKS), str(TEMPLATES))
-    raw["reward"] = {"components": [{"type": "qed"}, {"type": "assay_model", "model": str(model)}]}
-    config = parse_run_config(raw)
-    chemistry = load_chemistry(config.environment)
-    policy, _ = build_policy(config, chemistry)
-    state = {"config": config.model_dump(mode="json"), "sampling_model": policy.state_dict(), "step": 0}
-    path = tmp_path / "g.safetensors"
-    export_generator(state, chemistry, path)
+    path = _export({"type": "assay_model", "model": str(model)}, tmp_path / "g.safetensors")
     content, model_bytes = path.read_bytes(), model.read_bytes()
     assert hashlib.sha256(model_bytes).hexdigest() == digest
     model.unlink()
@@ -176,3 +182,62 @@ def test_cli_sample_writes_the_reward_files_and_scores_with_them(
     result = CliRunner().invoke(build_cli(), sample)
     assert result.exit_code == 2
     assert "reward.components.1.model ('logp.npz'): its SHA-256 is not the one recorded" in result.output
+
+
+def _docking_generator(tmp_path: Path, receptor: Path, embed: bool) -> bytes:
+    """A generator whose reward docks on ``receptor`` (no docking runs here); with ``embed`` False,
+    a file as an earlier synflow wrote it (format 1: the receptor's path only, no bytes)."""
+    docking = {"type": "docking", "receptor": str(receptor), "center": [0.0, 0.0, 0.0]}
+    path = _export(docking, tmp_path / "docking.safetensors")
+    if not embed:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = dict(handle.metadata())
+            names = [k for k in handle.keys() if k != "reward_file.1.receptor"]  # noqa: SIM118
+            tensors = {k: handle.get_tensor(k) for k in names}
+        info = json.loads(meta["generator"])
+        del info["reward_files"]
+        meta.update(generator=json.dumps(info), format_version="1")
+        save_file(tensors, str(path), metadata=meta)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_receptors_come_from_the_data_directory_or_inside_the_file(
+    client: TestClient, settings: Settings, tmp_path: Path
+) -> None:
+    """A run's docking receptor must lie inside the data directory (a file read from anywhere would
+    leave the server inside the run's generator file); an imported file's embedded receptor is
+    written there; a run that names one outside is never exported."""
+    _upload(client, "libraries", BLOCKS)
+    _upload(client, "template-sets", TEMPLATES)
+    receptor = tmp_path / "elsewhere" / "receptor.pdbqt"
+    receptor.parent.mkdir()
+    receptor.write_text("ATOM      1  N   ALA A   1      11.104   6.134  -6.504  1.00  0.00    -0.346 N \n")
+    docking = {"type": "docking", "receptor": "/etc/passwd", "center": [0, 0, 0]}
+    refused = client.post("/api/v1/runs", json={"reward": {"components": [docking]}})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["field"] == "reward.components.0.receptor"
+
+    old = _docking_generator(tmp_path, receptor, False)
+    legacy = client.post("/api/v1/generators", files={"file": ("old.safetensors", old)})
+    assert legacy.status_code == 422, legacy.text
+    assert legacy.json()["errors"][0]["field"] == "reward.components.1.receptor"
+
+    new = _docking_generator(tmp_path, receptor, True)
+    created = client.post("/api/v1/generators", files={"file": ("g.safetensors", new)})
+    assert created.status_code == 201, created.text
+    run = created.json()
+    written = Path(run["config"]["reward"]["components"][1]["receptor"])
+    assert written.is_relative_to(settings.data_dir.resolve() / "generators" / run["id"])
+    assert written.read_bytes() == receptor.read_bytes()
+
+    # a run whose checkpoint names a receptor outside (created before receptors were checked)
+    checkpoint_path = settings.checkpoint_root() / run["id"] / CHECKPOINT_NAME
+    state = read_checkpoint(checkpoint_path)
+    state["config"]["reward"]["components"][1]["receptor"] = "/etc/passwd"
+    write_checkpoint(state, checkpoint_path, 0)
+    os.utime(settings.checkpoint_root() / run["id"] / "generator.safetensors", ns=(0, 0))
+    export = client.get(f"/api/v1/runs/{run['id']}/generator")
+    assert export.status_code == 409, export.text
+    assert export.json()["errors"][0]["field"] == "reward.components.1.receptor"
+    assert "root:" not in export.text

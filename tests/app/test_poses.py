@@ -158,12 +158,17 @@ def test_a_tampered_pose_name_or_a_pose_dir_outside_reads_nothing(
     assert "<coordinates>\n2d" in sdf
 
 
-def test_a_pose_dir_outside_the_data_dir_is_refused(docked: Docked, tmp_path: Path) -> None:
-    config = docking_config(tmp_path / "receptor.pdbqt", tmp_path / "elsewhere")
+def test_a_receptor_or_pose_dir_outside_the_data_dir_is_refused(docked: Docked, tmp_path: Path) -> None:
+    receptor = docked.settings.data_dir / "receptors" / "receptor.pdbqt"
+    config = docking_config(receptor, tmp_path / "elsewhere")
     answer = docked.client.post("/api/v1/runs", json=config)
     assert answer.status_code == 422, answer.text
-    assert answer.json()["errors"][0]["field"] == "reward.components.0.pose_dir"
-    inside = docking_config(tmp_path / "receptor.pdbqt", docked.settings.data_dir / "my-poses")
+    assert [e["field"] for e in answer.json()["errors"]] == ["reward.components.0.pose_dir"]
+    escaping = docking_config(docked.settings.data_dir / ".." / "receptor.pdbqt")
+    answer = docked.client.post("/api/v1/runs", json=escaping)
+    assert answer.status_code == 422, answer.text
+    assert [e["field"] for e in answer.json()["errors"]] == ["reward.components.0.receptor"]
+    inside = docking_config(receptor, docked.settings.data_dir / "my-poses")
     assert docked.client.post("/api/v1/runs", json=inside).status_code == 201
 
 

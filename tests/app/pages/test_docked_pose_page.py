@@ -7,6 +7,7 @@ headless chromium), which the test checks from the pixels of a screenshot."""
 from __future__ import annotations
 
 import io
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,13 +35,16 @@ def docked_run(
     tmp_path_factory: pytest.TempPathFactory, shared_data: Path
 ) -> Iterator[tuple[Server, str, Path]]:
     data_dir = tmp_path_factory.mktemp("synflow-poses")
-    receptor, center = receptor_box(shared_data / "receptors" / "ESR1_ant")
+    found, center = receptor_box(shared_data / "receptors" / "ESR1_ant")
+    receptor = data_dir / "receptors" / "ESR1_ant.pdbqt"  # a run reads files of the data directory only
+    receptor.parent.mkdir()
+    shutil.copyfile(found, receptor)
     with serving(data_dir) as server, server.api() as api:
         config = {
             "name": "docked-poses",
             "environment": {"building_blocks": server.library_path, "templates": server.templates_path,
                             "max_reactions": 1},
-            "reward": {"components": [{"type": "docking", "receptor": receptor, "center": list(center),
+            "reward": {"components": [{"type": "docking", "receptor": str(receptor), "center": list(center),
                                        "size": [12, 12, 12], "exhaustiveness": 1, "processes": 1}]},
             "training": {"steps": 2, "batch_size": 4, "seed": 0},
         }
