@@ -25,13 +25,14 @@ enforced by the environment's masks, never by a reward penalty, so with the unif
   drag log Z down and the on-policy sampler collapsed onto the shortest safe molecules (L1 1.4 after
   600 steps). Masking dead ends beforehand would mean running the last reaction with every partner
   block at every state (thousands of reactions per state on a real library), so it is not done.
-  Instead the loss gains λ·P(dead end) (``loss.dead_end_weight``), estimated from the dead ends drawn
-  on-policy (``Trainer._loss``). Among the f-TB minimisers (any dead-end mass) it selects the one with
-  none, which still draws molecules ∝ R. Measured on the tiny setting (start blocks + pyridine, 600
-  on-policy TB steps): dead-end mass 0.198 at λ = 0, 0.012 / 0.001 / 0.002 / 0.000 at λ = 0.03 / 0.1
-  / 0.3 / 1, with L1 to R/Z over the molecules 0.000, 0.003, 0.002, 0.003, and 0.109 at λ = 1: a large
-  λ pushes down the shared prefixes of dead ends faster than TB restores the molecules under them, so
-  the default is λ = 0.1.
+  Instead the loss gains λ·P(dead end) (``loss.dead_end_weight``), estimated from the trajectories
+  drawn on-policy with the batch's dead-end rate as baseline (``Trainer._loss``). Among the f-TB
+  minimisers (any dead-end mass) it selects the one with none, which still draws molecules ∝ R.
+  Measured on the tiny setting (start blocks + pyridine, 600 on-policy TB steps): dead-end mass
+  0.198 at λ = 0, 0.0033 / 0.0005 / 0.0001 / 0.0000 at λ = 0.03 / 0.1 / 0.3 / 1, with L1 to R/Z
+  over the molecules 0.0000, 0.0012, 0.0007, 0.0082, and 0.109 at λ = 1: a large λ pushes a route
+  prefix shared with dead ends down until the on-policy sampler no longer visits a molecule under
+  it, so the default is λ = 0.1.
 
 Checks, each a ``ConfigError`` naming the field (``environment.start_blocks.<i>`` or
 ``environment.scaffold``): the config validates the SMARTS and the entries' form (the API answers

@@ -299,7 +299,7 @@ class Trainer:
         dead = [t for t in online if is_dead_end(t)] if cfg.loss.dead_end_weight > 0 else []
         self.replay.add(trainable + accepted)
         batch = trainable + replayed
-        info = self.optimise(batch, dead=dead, drawn=len(online)) if batch else {}
+        info = self.optimise(batch, dead=dead, online=len(trainable)) if batch else {}
         for _ in range(cfg.training.inner_steps - 1):
             extra = self.relabel(self.replay.sample(cfg.training.batch_size, self.rng))
             if extra:
@@ -495,14 +495,14 @@ class Trainer:
         return [c for c, _ in pairs], [c for c, p in pairs if self._goal(c) > self._goal(p)]
 
     def optimise(
-        self, batch: list[Trajectory], schedule: bool = True, dead: Sequence[Trajectory] = (), drawn: int = 0
+        self, batch: list[Trajectory], schedule: bool = True, dead: Sequence[Trajectory] = (), online: int = 0
     ) -> dict[str, float]:
         """One gradient step on ``batch``; ``schedule`` advances the learning-rate schedule (once per
         training step: the extra inner updates of a step leave it where it is). ``dead``: the dead ends
-        among the ``drawn`` on-policy trajectories of this step (see ``_loss``)."""
+        drawn on-policy this step beside the first ``online`` trajectories of ``batch`` (see ``_loss``)."""
         t0 = time.perf_counter()
         self.model.train()
-        loss, figures = self._loss(batch, dead, drawn)
+        loss, figures = self._loss(batch, dead, online)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm, clip = None, self.config.training.grad_clip
@@ -527,15 +527,18 @@ class Trainer:
         return loss, figures()
 
     def _loss(
-        self, batch: list[Trajectory], dead: Sequence[Trajectory] = (), drawn: int = 0
+        self, batch: list[Trajectory], dead: Sequence[Trajectory] = (), online: int = 0
     ) -> tuple[torch.Tensor, Callable[[], dict[str, float]]]:
         """The loss, and a function that reads the batch's figures (later: reading syncs a GPU).
 
-        With dead ends among the ``drawn`` on-policy trajectories, the loss gains
-        λ · Σ_dead log P_F(τ) / drawn: its expected gradient is λ ∇P(dead end) (the score-function
-        identity E[1_dead ∇log P_F(τ)] = ∇ Σ_dead P_F(τ)), so it lowers the dead ends' probability.
-        The f-TB loss is blind to how much mass the dead ends take (log Z absorbs it), so the joint
-        minimum is the f-TB one with no dead-end mass: still ∝ R over the molecules."""
+        With ``dead`` ends drawn on-policy beside the first ``online`` trajectories of ``batch`` (n in
+        all, a fraction b of them dead ends), the loss gains the score-function (REINFORCE) estimate
+        of λ·P(dead end) with the batch's dead-end rate as baseline:
+        λ/n · Σ_τ (1_dead(τ) − b) log P_F(τ). Its expected gradient is λ ∇P(dead end)
+        (E[1_dead ∇log P_F(τ)] = ∇ Σ_dead P_F(τ); the baseline adds E[∇log P_F(τ)] = 0), so it lowers
+        the dead ends' probability and, through the baseline, raises the molecules' routes beside
+        them. The f-TB loss is blind to how much mass the dead ends take (log Z absorbs it), so the
+        joint minimum is the f-TB one with no dead-end mass: still ∝ R over the molecules."""
         dev = self.device
         log_pf_all = forward_log_probs(self.runner, self.model, [*batch, *dead])
         log_pf, dead_log_pf = log_pf_all[: len(batch)], log_pf_all[len(batch):]
@@ -562,7 +565,10 @@ class Trainer:
         loss = out.loss + self.config.loss.backward_policy_weight * backward_loss
         dead_end_term = torch.zeros((), device=dev)
         if len(dead):
-            dead_end_term = self.config.loss.dead_end_weight * dead_log_pf.sum() / max(drawn, len(dead))
+            n = online + len(dead)
+            b = len(dead) / n
+            advantage = (1 - b) * dead_log_pf.sum() - b * log_pf[:online].sum()
+            dead_end_term = self.config.loss.dead_end_weight * advantage / n
             loss = loss + dead_end_term
         lr = float(self.scheduler.get_last_lr()[0])  # before the step that may change it
 
