@@ -6,6 +6,8 @@ library and templates where the operators need room to work.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -203,9 +205,9 @@ def test_the_inner_loop_count_is_honoured(chemistry) -> None:
     calls: list[int] = []
     original = trainer.optimise
 
-    def counted(batch: list[Trajectory], schedule: bool = True) -> dict[str, float]:
+    def counted(batch: list[Trajectory], schedule: bool = True, **dead_ends: Any) -> dict[str, float]:
         calls.append(len(batch))
-        return original(batch, schedule)
+        return original(batch, schedule, **dead_ends)
 
     trainer.optimise = counted  # type: ignore[method-assign]
     trainer.run()
