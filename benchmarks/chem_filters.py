@@ -13,7 +13,8 @@ Molecules are drawn with a fixed seed from ``../shared/data/molecules/zinc250k.c
 run time.
 
 * ``alerts``: CPU ms per molecule of ``AlertScorer`` (the five default catalogues together, then
-  each of RDKit's catalogues alone) on parsed molecules; reference: RDKit's QED on the same ones.
+  each of RDKit's catalogues alone) on parsed molecules, one molecule at a time (``alerts``) and as
+  the scorer runs, over the batch (``batch_alerts``); reference: RDKit's QED on the same ones.
 * ``purchasable``: the bundled bloom filter (``zinc-instock-mini``): CPU ms per molecule (its key,
   a kekulé canonical SMILES, and the lookup; reference: plain canonical SMILES); false positives on
   molecules certainly not in stock (random hexapeptides) and on random strings (raw keys); the share
@@ -151,11 +152,15 @@ def run_alerts(args: argparse.Namespace) -> dict[str, Any]:
     for label, catalogs in sets:
         scorer, build_s, _ = timed(partial(AlertScorer, catalogs))
         cost = per_molecule_ms(scorer.alerts, mols)
+        # the scorer's own call: the batch matched catalogue by catalogue (AlertScorer.batch_alerts)
+        batch = per_molecule_ms(partial(scorer, smiles=smiles), [mols])
         flagged = sum(bool(scorer.alerts(m)) for m in mols)
         rows.append(
             {
                 "catalogues": label,
                 **cost,
+                "batch_cpu_ms": batch["cpu_ms"] / n,
+                "batch_wall_ms": batch["wall_ms"] / n,
                 "build_ms": 1000 * build_s,
                 "flagged": flagged,
                 "flagged_share": flagged / n,
@@ -167,13 +172,15 @@ def run_alerts(args: argparse.Namespace) -> dict[str, Any]:
         f"({reference['wall_ms']:.3f} wall) per molecule\n"
     )
     print(
-        "| catalogues | CPU ms / molecule | wall ms | ÷ QED (CPU) | catalogue build ms | molecules flagged |"
+        "| catalogues | CPU ms / molecule, one at a time | wall ms | ÷ QED (CPU) | CPU ms / molecule, "
+        "batch (the scorer) | catalogue build ms | molecules flagged |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['catalogues']} | {r['cpu_ms']:.3f} | {r['wall_ms']:.3f} | {r['cpu_ratio_to_qed']:.2f} | "
-            f"{r['build_ms']:.1f} | {r['flagged']} ({100 * r['flagged_share']:.1f} %) |"
+            f"{r['batch_cpu_ms']:.3f} | {r['build_ms']:.1f} | "
+            f"{r['flagged']} ({100 * r['flagged_share']:.1f} %) |"
         )
     return {"molecules": n, "reference_qed": reference, "rows": rows, "load": [load_before, load()]}
 

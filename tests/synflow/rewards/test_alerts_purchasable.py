@@ -72,6 +72,7 @@ def test_alerts_equal_rdkit_per_catalogue_and_the_penalty_counts_them() -> None:
     for mol, value, note in zip(parsed, values, scorer.notes(smiles), strict=True):
         expected = {f"{c}: {e.GetDescription()}" for c, fc in truth.items() for e in fc.GetMatches(mol)}
         assert set(note["alerts"]) == expected and len(note["alerts"]) == len(expected)
+        assert note["alerts"] == scorer.alerts(mol)  # the batch (catalogue by catalogue) = one at a time
         assert value == pytest.approx(0.5 ** len(expected))
     assert 0 < sum(v < 1 for v in values) < len(values)  # real data has both kinds
 
