@@ -56,9 +56,9 @@ class AlertScorer(Scorer):
         return self.batch_alerts([mol])[0]
 
     def batch_alerts(self, mols: Sequence[Chem.Mol]) -> list[list[str]]:
-        """``alerts`` of each molecule, matched catalogue by catalogue over the whole batch: a
-        catalogue's patterns then stay in the CPU's caches, where matching each molecule against the
-        five default catalogues in turn took 5.5 CPU ms per molecule and this order 3.4 (ZINC, 500
+        """``alerts`` of each molecule, matched catalogue by catalogue over the whole batch (a
+        catalogue's patterns stay in the CPU's caches, most likely): matching each molecule against the
+        five default catalogues in turn took 5.5 CPU ms per molecule, this order 3.4 (ZINC, 500
         molecules; ``benchmarks/chem_filters.py alerts`` measures both)."""
         found: list[list[str]] = [[] for _ in mols]
         for name, catalog in self._catalogs:
