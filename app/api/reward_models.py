@@ -22,6 +22,7 @@ from app.libraries.reward_models import (
     MODEL_NAME_PATTERN,
     RewardModelError,
     Upload,
+    check_model_name,
     find_version,
     fit,
     latest_models,
@@ -120,8 +121,10 @@ async def upload_reward_model(
     settings: Settings = Depends(get_settings),
 ) -> RewardModelUploadOut:
     """Upload measurements and fit the next version of ``name`` (see the description)."""
-    if name.endswith(".npz"):
-        raise ApiError(422, "name: must not end with .npz (that reads as a file)", "name")
+    try:
+        check_model_name(name)
+    except RewardModelError as error:
+        raise ApiError(422, str(error), error.field) from None
     for field, value in (("smiles_column", smiles_column), ("value_column", value_column)):
         if "\x00" in value:
             raise ApiError(422, f"{field}: must not contain NUL characters", field)

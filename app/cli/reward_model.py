@@ -97,9 +97,7 @@ def register(cli: typer.Typer) -> None:
         data_dir: Path | None = typer.Option(None, help=_DIR_HELP),
     ) -> None:
         """Fit a cross-validated model to a CSV of SMILES and values; print its CV metrics as JSON."""
-        import re
-
-        from app.libraries.reward_models import MODEL_NAME_PATTERN, Upload
+        from app.libraries.reward_models import RewardModelError, Upload, check_model_name
         from synflow.rewards.assay import Direction
 
         if direction not in ("higher", "lower"):
@@ -108,11 +106,11 @@ def register(cli: typer.Typer) -> None:
             raise typer.BadParameter("give one of -o FILE.npz and --name NAME", param_hint="-o/--name")
         if out is not None and out.suffix != ".npz":
             raise typer.BadParameter(f"{out} must end with .npz", param_hint="-o")
-        if name is not None and (not re.match(MODEL_NAME_PATTERN, name) or name.endswith(".npz")):
-            raise typer.BadParameter(
-                f"{name!r}: letters, digits, '_', '.', '-' (up to 100), not ending in .npz",
-                param_hint="--name",
-            )
+        if name is not None:
+            try:
+                check_model_name(name)
+            except RewardModelError as error:
+                raise typer.BadParameter(error.message, param_hint="--name") from None
         model = _fit(csv, smiles_column, value_column, direction, max_rows)
         report = model.report
         summary: dict[str, Any] = {

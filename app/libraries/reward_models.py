@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,6 +43,15 @@ class RewardModelError(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field, self.message = field, message
+
+
+def check_model_name(name: str) -> None:
+    """A model's name: ``MODEL_NAME_PATTERN``, and not ending in ``.npz`` (a config would read it as
+    a file). Raises ``RewardModelError`` naming ``name``."""
+    if not re.match(MODEL_NAME_PATTERN, name):
+        raise RewardModelError("name", f"{name[:200]!r}: letters, digits, '_', '.', '-' (up to 100)")
+    if name.endswith(".npz"):
+        raise RewardModelError("name", "must not end with .npz (that reads as a file)")
 
 
 def reward_model_root(settings: Settings) -> Path:
