@@ -57,9 +57,9 @@ class AlertScorer(Scorer):
 
     def batch_alerts(self, mols: Sequence[Chem.Mol]) -> list[list[str]]:
         """``alerts`` of each molecule, matched catalogue by catalogue over the whole batch (a
-        catalogue's patterns stay in the CPU's caches, most likely): matching each molecule against the
-        five default catalogues in turn took 5.5 CPU ms per molecule, this order 3.4 (ZINC, 500
-        molecules; ``benchmarks/chem_filters.py alerts`` measures both)."""
+        catalogue's patterns stay in the CPU's caches, most likely): with the five default catalogues
+        3.6 CPU ms per molecule, against 6.6 molecule by molecule (``benchmarks/chem_filters.py alerts``
+        measures both; BENCHMARKS.md)."""
         found: list[list[str]] = [[] for _ in mols]
         for name, catalog in self._catalogs:
             for names, mol in zip(found, mols, strict=True):
